@@ -1,0 +1,1 @@
+"""Model configs (YAML), shipped inside the package as ``vidderain.configs``."""

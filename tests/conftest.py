@@ -1,0 +1,41 @@
+"""Shared fixtures: the bundled sample pairs (real photographs with rendered rain) and small configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidderain.config import ModelConfig
+from vidderain.imageio import read_rgb, to_float
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "images"
+
+
+def image_tensor(path: Path) -> torch.Tensor:
+    return torch.from_numpy(to_float(read_rgb(path))).permute(2, 0, 1)[None]
+
+
+@pytest.fixture
+def sample_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """(rainy, clean) astronaut crop, (1, 3, 256, 320) in [0, 1]."""
+    return image_tensor(SAMPLES / "rainy" / "astronaut.png"), image_tensor(
+        SAMPLES / "clean" / "astronaut.png"
+    )
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    """A small RRANet with every part of the real one: 4 scales, 3 stages, RLCN-GAM at each decoder scale."""
+    return ModelConfig(
+        name="tiny", widths=(8, 12, 16, 24), stages=3, attention_channels=4, rlcn_window=7, rlcn_eps=0.03
+    )
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A generator seeded per test, so each test draws its own images and failures reproduce."""
+    return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)

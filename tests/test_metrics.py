@@ -1,0 +1,92 @@
+"""PSNR, SSIM and the Y channel against float64 NumPy references written straight from the definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from vidderain.metrics import NegativeSSIMLoss, psnr_rgb, psnr_y, rgb_to_y, ssim_rgb, ssim_y
+
+
+def gaussian_window_reference(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    # MATLAB fspecial('gaussian', 11, 1.5)
+    half = (size - 1) / 2
+    y, x = np.mgrid[-half : half + 1, -half : half + 1]
+    window = np.exp(-(x**2 + y**2) / (2 * sigma**2))
+    return window / window.sum()
+
+
+def ssim_reference(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
+    """Wang et al. 2004 on (C, H, W) float64, valid windows only, mean over channels and pixels."""
+    window = gaussian_window_reference()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    values = []
+    for x, y in zip(a, b, strict=True):
+        wx, wy = sliding_window_view(x, (11, 11)), sliding_window_view(y, (11, 11))
+        mx, my = (wx * window).sum((-2, -1)), (wy * window).sum((-2, -1))
+        vx = (wx**2 * window).sum((-2, -1)) - mx**2
+        vy = (wy**2 * window).sum((-2, -1)) - my**2
+        cov = (wx * wy * window).sum((-2, -1)) - mx * my
+        values.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    return float(np.mean(values))
+
+
+def y_reference(image: np.ndarray) -> np.ndarray:
+    # MATLAB rgb2ycbcr on doubles in [0, 1], scaled to [0, 255]: Y = (16 + (65.481 R + 128.553 G + 24.966 B))
+    r, g, b = image
+    return (16 + 65.481 * r + 128.553 * g + 24.966 * b)[None]
+
+
+def psnr_reference(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
+    return float(10 * np.log10(data_range**2 / np.mean((a - b) ** 2)))
+
+
+@pytest.fixture
+def pair(sample_pair) -> tuple[torch.Tensor, torch.Tensor]:
+    rainy, clean = sample_pair
+    return rainy[..., :64, :80], clean[..., :64, :80]
+
+
+def test_rgb_metrics_match_reference(pair):
+    rainy, clean = pair
+    a, b = rainy[0].double().numpy(), clean[0].double().numpy()
+    assert psnr_rgb(rainy, clean).item() == pytest.approx(psnr_reference(a, b, 1.0), abs=1e-10)
+    assert ssim_rgb(rainy, clean).item() == pytest.approx(ssim_reference(a, b, 1.0), abs=1e-10)
+
+
+def test_y_channel_metrics_match_reference(pair):
+    rainy, clean = pair
+    ya, yb = y_reference(rainy[0].double().numpy()), y_reference(clean[0].double().numpy())
+    assert rgb_to_y(rainy.double())[0].numpy() == pytest.approx(ya, abs=1e-12)
+    assert psnr_y(rainy, clean).item() == pytest.approx(psnr_reference(ya, yb, 255.0), abs=1e-10)
+    assert ssim_y(rainy, clean).item() == pytest.approx(ssim_reference(ya, yb, 255.0), abs=1e-10)
+
+
+def test_y_range_is_studio_swing():
+    black, white = torch.zeros(1, 3, 1, 1, dtype=torch.float64), torch.ones(1, 3, 1, 1, dtype=torch.float64)
+    assert rgb_to_y(black).item() == pytest.approx(16.0)
+    assert rgb_to_y(white).item() == pytest.approx(235.0)
+
+
+def test_identical_images_and_batches(pair):
+    rainy, clean = pair
+    assert ssim_rgb(clean, clean).item() == pytest.approx(1.0, abs=1e-12)
+    assert psnr_rgb(clean, clean).item() == float("inf")
+    batch = ssim_y(torch.cat([rainy, clean]), torch.cat([clean, clean]))
+    assert batch.shape == (2,) and batch[0] < 1 and batch[1] == pytest.approx(1.0)
+
+
+def test_loss_is_negative_ssim_and_differentiable(pair):
+    rainy, clean = pair
+    prediction = rainy.clone().requires_grad_(True)
+    loss = NegativeSSIMLoss()(prediction, clean)
+    assert loss.item() == pytest.approx(-ssim_rgb(rainy, clean).item(), abs=1e-5)
+    loss.backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() > 0
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="one shape"):
+        psnr_rgb(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 21))

@@ -1,0 +1,5 @@
+import sys
+
+from vidderain.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""The ``vidderain`` command line: ``info`` and ``run``.
+
+Every user error (a missing path, a bad config, weights for another model) ends as one line on stderr and
+exit code 2; an interrupted run exits 130. Tracebacks are kept for real bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from vidderain import __version__
+from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
+from vidderain.errors import VidderainError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+INFO_WIDTH = 110
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line rather than the usage block plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="vidderain", description="Real-time video deraining with RRANet.")
+    parser.add_argument("--version", action="version", version=f"vidderain {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    info = commands.add_parser("info", help="versions, device, CuPy, and each config's size and cost")
+    info.set_defaults(handler=command_info)
+
+    run = commands.add_parser("run", help="derain an image or a folder of images")
+    run.add_argument("input", type=Path, help="an image (png/jpg) or a folder of images")
+    run.add_argument("-o", "--output", type=Path, required=True, help="output image, or folder")
+    run.add_argument(
+        "--config",
+        help=f"config name ({', '.join(available_configs())}) or YAML path "
+        f"(default: the weights' own, else {DEFAULT_CONFIG})",
+    )
+    run.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    run.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.set_defaults(handler=command_run)
+    return parser
+
+
+def command_info(args: argparse.Namespace) -> int:
+    import av
+    import cv2
+    import numpy
+    import torch
+
+    from vidderain.models.cost import HD_720P, flops_per_frame, parameter_count
+    from vidderain.ops import cupy_available
+    from vidderain.weights import pretrained_path
+
+    # Wide enough for the config table when piped (rich assumes 80 columns without a terminal).
+    console = Console(width=None if sys.stdout.isatty() else INFO_WIDTH)
+    console.print(f"[bold]vidderain {__version__}[/bold]")
+    console.print(
+        f"python {platform.python_version()} · torch {torch.__version__} · av {av.__version__} · "
+        f"opencv {cv2.__version__} · numpy {numpy.__version__}"
+    )
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        console.print(
+            f"device: cuda:0 {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
+        )
+    else:
+        console.print("device: cpu (no CUDA device visible to torch)")
+    try:
+        import cupy
+
+        cupy_line = f"cupy {cupy.__version__}: " + (
+            "RLCN runs as the CuPy kernel"
+            if cupy_available()
+            else "installed, but no CUDA device: RLCN on torch"
+        )
+    except ImportError:
+        cupy_line = escape("cupy: not installed (pip install 'vidderain[gpu]'): RLCN on torch")
+    console.print(cupy_line)
+
+    table = Table(title=f"configs (GFLOPs: model on one {HD_720P[1]}x{HD_720P[0]} frame, 2 per multiply-add)")
+    for column in ("config", "params", "GFLOPs/720p", "stages", "widths", "RLCN", "weights"):
+        justify = "right" if column in ("params", "GFLOPs/720p", "stages") else "left"
+        table.add_column(column, justify=justify, no_wrap=True)
+    for name in available_configs():
+        config = load_model_config(name)
+        shipped = pretrained_path(name)
+        table.add_row(
+            name,
+            f"{parameter_count(config) / 1e6:.2f} M",
+            f"{flops_per_frame(config) / 1e9:.0f}",
+            str(config.stages),
+            "-".join(map(str, config.widths)),
+            f"k={config.rlcn_window} eps={config.rlcn_eps:g}",
+            "shipped" if shipped else "none shipped",
+        )
+    console.print(table)
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from vidderain.inference import Derainer, load_model, resolve_device
+    from vidderain.stills import derain_stills
+
+    if not args.input.exists():
+        raise VidderainError(f"no such file or folder: {args.input}")
+    device = resolve_device(args.device)
+    loaded = load_model(args.config, args.weights)
+    err = Console(stderr=True)
+    if loaded.weights == "untrained" and not args.quiet:
+        err.print(
+            f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
+            "untrained (pass --weights FILE)"
+        )
+    derainer = Derainer(loaded.model, device, args.precision)
+    summary = derain_stills(args.input, args.output, derainer, quiet=args.quiet)
+    if not args.quiet:
+        per_image = summary.seconds / summary.images
+        err.print(
+            f"derained {summary.images} image(s) -> {summary.output} with {loaded.config.name} on {device} "
+            f"({per_image:.2f} s per image)"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except VidderainError as error:
+        print(f"vidderain: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("vidderain: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

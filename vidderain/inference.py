@@ -1,0 +1,101 @@
+"""Turning options (config, weights, device, precision) into a ready model, and running it on frames."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from vidderain.config import DEFAULT_CONFIG, ModelConfig, load_model_config
+from vidderain.errors import VidderainError
+from vidderain.models import RRANet, build_model
+from vidderain.weights import load_weights, pretrained_path, read_config
+
+Precision = Literal["fp32", "fp16", "bf16"]
+AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+UINT8_MAX = 255
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; CUDA asked for without CUDA fails clearly."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise VidderainError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VidderainError(f"device '{spec}' asked for, but this torch build sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise VidderainError(
+                f"device '{spec}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif device.type != "cpu":
+        raise VidderainError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+@dataclass
+class LoadedModel:
+    model: RRANet
+    weights: str  # the weights file used, or "untrained"
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+def load_model(config: str | None = None, weights: str | Path | None = None) -> LoadedModel:
+    """Resolve the model the way the CLI does.
+
+    - ``weights`` given: its stored config, which must match ``config`` if that is given too.
+    - otherwise ``config`` (default rranet-lite) with the weights shipped for it, or untrained if none ship.
+    """
+    if weights is not None:
+        model_config = load_model_config(config) if config is not None else read_config(weights)
+        return LoadedModel(load_weights(weights, model_config), str(weights))
+    model_config = load_model_config(config or DEFAULT_CONFIG)
+    shipped = pretrained_path(model_config.name)
+    if shipped is not None:
+        return LoadedModel(load_weights(shipped, model_config), str(shipped))
+    return LoadedModel(build_model(model_config), "untrained")
+
+
+class Derainer:
+    """Runs RRANet on batches of uint8 RGB frames (N, H, W, 3) and returns uint8 frames."""
+
+    def __init__(self, model: RRANet, device: torch.device, precision: Precision = "fp32") -> None:
+        if precision not in ("fp32", *AUTOCAST_DTYPES):
+            raise VidderainError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
+        if precision == "fp16" and device.type == "cpu":
+            raise VidderainError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        self.model = model.to(device).eval()
+        self.device = device
+        self.precision = precision
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
+
+    @torch.inference_mode()
+    def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] on the device -> derained float32 in [0, 1]."""
+        # RLCN outside autocast: its E[x^2] - E[x]^2 needs float32 (the kernel and torch path both use it).
+        rlcn_image = self.model.rlcn(rainy)
+        with self.autocast():
+            derained = self.model(rainy, rlcn_image=rlcn_image)
+        return derained.float().clamp_(0, 1)
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        rainy = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(UINT8_MAX)
+        derained = self.derain_tensor(rainy)
+        return derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

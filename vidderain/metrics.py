@@ -1,0 +1,108 @@
+"""Image quality metrics and the -SSIM training loss, as the deraining literature computes them.
+
+- SSIM is Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, evaluated
+  only where the window fits inside the image ("valid", as MATLAB's ssim_index and BasicSR do), averaged
+  over pixels and channels.
+- The Y channel is BT.601 luma with studio swing, as MATLAB's rgb2ycbcr:
+  Y = 16 + 65.481 R + 128.553 G + 24.966 B for R, G, B in [0, 1], so Y lies in [16, 235] and the metrics
+  on Y use a data range of 255.
+
+Images are (B, C, H, W) tensors in [0, 1]. Metrics return one float64 value per image; the loss keeps the
+input dtype and stays differentiable.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+BT601_Y_OFFSET = 16.0
+BT601_Y_WEIGHTS = (65.481, 128.553, 24.966)
+Y_DATA_RANGE = 255.0
+
+
+@functools.cache
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def rgb_to_y(image: torch.Tensor) -> torch.Tensor:
+    """BT.601 studio-swing luma, (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in [16, 235]."""
+    weights = torch.tensor(BT601_Y_WEIGHTS, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return BT601_Y_OFFSET + (image * weights).sum(dim=1, keepdim=True)
+
+
+def _check_pair(prediction: torch.Tensor, target: torch.Tensor) -> None:
+    if prediction.shape != target.shape or prediction.dim() != 4:
+        raise ValueError(
+            f"metrics need two (B, C, H, W) tensors of one shape, got {tuple(prediction.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image (float64); inf for identical images."""
+    _check_pair(prediction, target)
+    error = (prediction.double() - target.double()).pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(data_range**2 / error)
+
+
+def ssim(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+) -> torch.Tensor:
+    """Mean SSIM per image, computed in the inputs' dtype (float64 for exact metrics)."""
+    _check_pair(prediction, target)
+    if min(prediction.shape[-2:]) < window:
+        raise ValueError(
+            f"SSIM needs images of at least {window}x{window}, got {tuple(prediction.shape[-2:])}"
+        )
+    channels = prediction.shape[1]
+    g = _gaussian_1d(window, sigma).to(device=prediction.device, dtype=prediction.dtype)
+    kernel_rows = g.view(1, 1, 1, window).expand(channels * 5, 1, 1, window)
+    kernel_cols = g.view(1, 1, window, 1).expand(channels * 5, 1, window, 1)
+
+    # The five local moments of one separable Gaussian filtering pass, "valid" region only.
+    stack = torch.cat([prediction, target, prediction * prediction, target * target, prediction * target], 1)
+    filtered = F.conv2d(F.conv2d(stack, kernel_rows, groups=channels * 5), kernel_cols, groups=channels * 5)
+    mu_x, mu_y, xx, yy, xy = filtered.chunk(5, dim=1)
+    var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
+
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(1, 2, 3))
+
+
+def psnr_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return psnr(rgb_to_y(prediction.double()), rgb_to_y(target.double()), data_range=Y_DATA_RANGE)
+
+
+def ssim_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ssim(rgb_to_y(prediction.double()), rgb_to_y(target.double()), data_range=Y_DATA_RANGE)
+
+
+def psnr_rgb(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return psnr(prediction, target, data_range=1.0)
+
+
+def ssim_rgb(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ssim(prediction.double(), target.double(), data_range=1.0)
+
+
+class NegativeSSIMLoss(nn.Module):
+    """The paper's loss (Eq. 1): -SSIM(B_N, B_GT), averaged over the batch."""
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return -ssim(prediction.float(), target.float(), data_range=1.0).mean()
