@@ -21,7 +21,7 @@ UINT8_MAX = 255
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; CUDA asked for without CUDA fails clearly."""
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; CUDA without CUDA fails clearly."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

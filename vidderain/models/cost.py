@@ -1,4 +1,4 @@
-"""Parameter count and FLOPs of a config, measured by running the model on meta tensors (no data, no compute)."""
+"""Parameter count and FLOPs of a config, from running the model on meta tensors (no data, no compute)."""
 
 from __future__ import annotations
 
