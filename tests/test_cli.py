@@ -1,0 +1,137 @@
+"""The installed ``vidderain`` command, run as a user runs it: info, run on PNGs, and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import SAMPLES
+from vidderain.imageio import read_rgb
+from vidderain.inference import Derainer
+from vidderain.models import RRANet
+from vidderain.weights import save_weights
+
+
+def vidderain(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vidderain", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidderain"), result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    from vidderain.config import ModelConfig
+
+    torch.manual_seed(3)
+    config = ModelConfig(
+        name="cli-tiny", widths=(8, 16, 24), stages=2, attention_channels=4, rlcn_window=7, rlcn_eps=0.03
+    )
+    return str(save_weights(RRANet(config), tmp_path_factory.mktemp("w") / "cli-tiny.safetensors"))
+
+
+def test_info_lists_versions_device_and_configs():
+    result = vidderain("info")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "torch" in out and "av" in out and "device:" in out and "cupy" in out
+    for name, params in (("rranet-lite", "2.08 M"), ("rranet ", "33.19 M")):
+        row = next(line for line in out.splitlines() if f" {name}" in line)
+        assert params in row
+
+
+def test_run_on_a_png_writes_the_derained_image(tmp_path, weights):
+    source = SAMPLES / "rainy" / "coffee.png"
+    target = tmp_path / "clean.png"
+    result = vidderain("run", source, "-o", target, "--weights", weights, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    written = read_rgb(target)
+    rainy = read_rgb(source)
+    assert written.shape == rainy.shape
+    # The file holds exactly what the model computes for this image (PNG is lossless).
+    from vidderain.weights import load_weights
+
+    expected = Derainer(load_weights(weights), torch.device("cpu"))(rainy[None])[0]
+    assert np.array_equal(written, expected)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_run_on_a_folder_writes_every_image(tmp_path, weights):
+    result = vidderain("run", SAMPLES / "rainy", "-o", tmp_path / "out", "--weights", weights, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    names = sorted(path.name for path in (SAMPLES / "rainy").glob("*.png"))
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == names
+    for name in names:
+        assert read_rgb(tmp_path / "out" / name).shape == read_rgb(SAMPLES / "rainy" / name).shape
+
+
+def test_run_without_weights_warns_it_is_untrained_or_uses_shipped(tmp_path):
+    result = vidderain(
+        "run", SAMPLES / "rainy" / "coffee.png", "-o", tmp_path / "x.png", "--config", "rranet-lite"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "untrained" in result.stderr or "rranet-lite" in result.stderr
+    assert (tmp_path / "x.png").is_file()
+
+
+def test_missing_input(tmp_path):
+    result = vidderain("run", tmp_path / "nope.png", "-o", tmp_path / "out.png")
+    assert_one_line_error(result, "no such file or folder")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_output_equal_to_input_is_refused(tmp_path, weights):
+    source = tmp_path / "rain.png"
+    shutil.copy(SAMPLES / "rainy" / "coffee.png", source)
+    before = source.read_bytes()
+    assert_one_line_error(
+        vidderain("run", source, "-o", source, "--weights", weights), "output path is the input"
+    )
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--config", "rranet-lit"], "unknown config 'rranet-lit'"),
+        (["--config", "rranet-lite", "--weights", "WEIGHTS"], "not for config rranet-lite"),
+        (["--device", "cuda:7"], "cuda:7"),
+        (["--device", "tpu"], "unknown device"),
+        (["--weights", "missing.safetensors"], "weights file not found"),
+    ],
+)
+def test_bad_options_give_one_line_errors(tmp_path, weights, args, fragment):
+    args = [weights if arg == "WEIGHTS" else arg for arg in args]
+    result = vidderain("run", SAMPLES / "rainy" / "coffee.png", "-o", tmp_path / "o.png", *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unreadable_image_and_unwritable_folder(tmp_path, weights):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    assert_one_line_error(
+        vidderain("run", broken, "-o", tmp_path / "o.png", "--weights", weights), "cannot read"
+    )
+    missing_folder = tmp_path / "no" / "such" / "o.png"
+    result = vidderain("run", SAMPLES / "rainy" / "coffee.png", "-o", missing_folder, "--weights", weights)
+    assert_one_line_error(result, "output folder does not exist")
+
+
+def test_usage_errors_are_one_line():
+    result = vidderain("run")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "required" in result.stderr
