@@ -7,8 +7,10 @@ exit code 2; an interrupted run exits 130. Tracebacks are kept for real bugs.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -40,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="versions, device, CuPy, and each config's size and cost")
     info.set_defaults(handler=command_info)
 
-    run = commands.add_parser("run", help="derain an image or a folder of images")
-    run.add_argument("input", type=Path, help="an image (png/jpg) or a folder of images")
-    run.add_argument("-o", "--output", type=Path, required=True, help="output image, or folder")
+    run = commands.add_parser("run", help="derain a video, an image or a folder of images")
+    run.add_argument("input", type=Path, help="a video (mp4, mkv, mov, ...), an image (png/jpg) or a folder")
+    run.add_argument("-o", "--output", type=Path, required=True, help="output video, image, or folder")
     run.add_argument(
         "--config",
         help=f"config name ({', '.join(available_configs())}) or YAML path "
@@ -51,7 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     run.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    video = run.add_argument_group("video")
+    video.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    video.add_argument(
+        "--codec", default="libx264", help="video encoder: libx264 (default), libx265, h264_nvenc"
+    )
+    video.add_argument("--crf", type=int, default=18, help="quality, lower is better (default 18)")
+    video.add_argument("--preset", help="encoder speed preset (default veryfast; p4 for NVENC)")
+    video.add_argument(
+        "--tile",
+        type=int,
+        help="process frames larger than this many pixels per side in "
+        "overlapping tiles (bounded memory for 4K/8K)",
+    )
+    video.add_argument("--start", type=float, default=0.0, help="segment start, seconds")
+    video.add_argument("--end", type=float, help="segment end, seconds")
+    video.add_argument("--side-by-side", action="store_true", help="write input | output in one frame")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     run.set_defaults(handler=command_run)
     return parser
 
@@ -113,28 +132,116 @@ def command_info(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from vidderain.engine import is_video_path
+    from vidderain.imageio import is_image_path
     from vidderain.inference import Derainer, load_model, resolve_device
-    from vidderain.stills import derain_stills
 
     if not args.input.exists():
         raise VidderainError(f"no such file or folder: {args.input}")
+    if args.input.is_file() and not is_image_path(args.input) and not is_video_path(args.input):
+        raise VidderainError(
+            f"unsupported input {args.input} (expected a video, a png/jpg image or a folder)"
+        )
+    is_video = args.input.is_file() and is_video_path(args.input)
+    quiet = args.quiet or args.json
+    err = Console(stderr=True)
+    # Every user error surfaces before the model loads, so an error is the only line printed.
+    if is_video:
+        from vidderain.engine.pipeline import prepare_video
+
+        job = video_job(args)
+        source = prepare_video(job)
+    else:
+        from vidderain.stills import plan_outputs
+
+        plan_outputs(args.input, args.output)
     device = resolve_device(args.device)
     loaded = load_model(args.config, args.weights)
-    err = Console(stderr=True)
-    if loaded.weights == "untrained" and not args.quiet:
+    derainer = Derainer(loaded.model, device, args.precision)
+    if loaded.weights == "untrained" and not quiet:
         err.print(
             f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
             "untrained (pass --weights FILE)"
         )
-    derainer = Derainer(loaded.model, device, args.precision)
-    summary = derain_stills(args.input, args.output, derainer, quiet=args.quiet)
-    if not args.quiet:
+    if is_video:
+        return run_video_command(args, job, source, derainer, loaded.config.name, err, quiet)
+
+    from vidderain.stills import derain_stills
+
+    summary = derain_stills(args.input, args.output, derainer, quiet=quiet)
+    if args.json:
+        print(
+            json.dumps({"output": str(summary.output), "images": summary.images, "seconds": summary.seconds})
+        )
+    elif not quiet:
         per_image = summary.seconds / summary.images
         err.print(
             f"derained {summary.images} image(s) -> {summary.output} with {loaded.config.name} on {device} "
             f"({per_image:.2f} s per image)"
         )
     return 0
+
+
+def video_job(args: argparse.Namespace):
+    from vidderain.engine import EncodeOptions, VideoJob
+
+    return VideoJob(
+        input=args.input,
+        output=args.output,
+        batch=args.batch,
+        tile=args.tile,
+        start=args.start,
+        end=args.end,
+        encode=EncodeOptions(args.codec, args.crf, args.preset, args.side_by_side),
+    )
+
+
+def run_video_command(args, job, source, derainer, config_name: str, err: Console, quiet: bool) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vidderain.engine import run_video
+
+    warn = (
+        (lambda message: None)
+        if args.quiet
+        else (lambda message: err.print(f"[yellow]warning:[/yellow] {message}"))
+    )
+    columns = (
+        TextColumn(f"[bold]{config_name}[/bold] on {derainer.device}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.1f} fps"),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    # A live bar only on a terminal: in logs and pipes it would be noise.
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress:
+        task = progress.add_task("frames", total=None, fps=0.0)
+
+        def on_progress(done: int, expected: int | None) -> None:
+            elapsed = time.perf_counter() - started
+            progress.update(task, completed=done, total=expected, fps=done / elapsed if elapsed > 0 else 0.0)
+
+        summary = run_video(job, derainer, on_progress, warn, source=source)
+    if args.json:
+        print(json.dumps({**summary.to_dict(), "config": config_name, "device": str(derainer.device)}))
+    elif not quiet:
+        print_summary(err, summary)
+    if summary.partial:
+        err.print(f"interrupted: kept the {summary.frames} frames done as {summary.output}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def print_summary(err: Console, summary) -> None:
+    err.print(
+        f"derained {summary.frames} frames -> {summary.output} "
+        f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps)"
+    )
+    stages = ", ".join(f"{stage.name} {stage.fps:.1f} fps" for stage in summary.stages)
+    err.print(f"stages (frames per busy second): {stages}; bottleneck: {summary.bottleneck}")
+    if summary.corrupt_packets:
+        err.print(f"[yellow]skipped {summary.corrupt_packets} corrupt packet(s)[/yellow]")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,184 @@
+"""Demux and decode with PyAV: video frames to RGB for the model, other packets passed through untouched."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidderain.engine.colour import Colour
+from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
+from vidderain.errors import VidderainError
+
+PASSTHROUGH_TYPES = ("audio", "subtitle")
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    image: np.ndarray  # uint8 RGB (H, W, 3)
+    pts: int  # in the video stream's time base, shifted by the segment start
+    colour: Colour
+    rotation: int  # degrees, from the input's display matrix
+
+
+@dataclass
+class InputVideo:
+    """An opened input: its container, the video stream to derain and the streams to copy."""
+
+    path: Path
+    container: av.container.InputContainer
+    video: av.video.stream.VideoStream
+    passthrough: list[av.stream.Stream]
+    start: float = 0.0
+    end: float | None = None
+    frame_rate: Fraction = field(default=Fraction(25))
+
+    @property
+    def time_base(self) -> Fraction:
+        return self.video.time_base
+
+    def expected_frames(self) -> int | None:
+        """Frames the run should produce, for the progress bar (None when unknown)."""
+        duration = None
+        if self.video.duration is not None:
+            duration = float(self.video.duration * self.video.time_base)
+        elif self.container.duration is not None:
+            duration = self.container.duration / av.time_base
+        if duration is None:
+            return self.video.frames or None
+        end = min(duration, self.end) if self.end is not None else duration
+        return max(0, math.ceil((end - self.start) * float(self.frame_rate)))
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def open_input(path: Path, start: float = 0.0, end: float | None = None) -> InputVideo:
+    """Open a media file for deraining, with one-line errors for everything a user can get wrong."""
+    if not path.exists():
+        raise VidderainError(f"no such file: {path}")
+    if path.is_dir():
+        raise VidderainError(f"{path} is a folder, not a video")
+    try:
+        container = av.open(str(path))
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.ValueError):
+        raise VidderainError(f"cannot read {path}: not a video FFmpeg understands") from None
+    except (OSError, av.error.FFmpegError) as error:
+        raise VidderainError(f"cannot open {path}: {getattr(error, 'strerror', None) or error}") from None
+    if not container.streams.video:
+        container.close()
+        raise VidderainError(f"no video stream in {path}")
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    passthrough = [stream for stream in container.streams if stream.type in PASSTHROUGH_TYPES]
+    rate = video.average_rate or video.guessed_rate or video.base_rate or Fraction(25)
+    if end is not None and end <= start:
+        container.close()
+        raise VidderainError(f"--end ({end:g} s) must come after --start ({start:g} s)")
+    source = InputVideo(path, container, video, passthrough, start, end, Fraction(rate))
+    if start > 0:
+        # Not seekable: decoding from the beginning and skipping frames before `start` gives the same result.
+        with contextlib.suppress(av.error.FFmpegError):
+            container.seek(int(start / video.time_base), stream=video, backward=True)
+    return source
+
+
+class DecodeStage(Stage):
+    """Reads packets in file order; video frames -> ``frames`` queue, audio/subtitles -> ``passthrough``."""
+
+    def __init__(
+        self,
+        source: InputVideo,
+        frames: StageQueue,
+        passthrough: queue.Queue,
+        control: PipelineControl,
+        interrupt: threading.Event,
+        warn: callable,
+    ) -> None:
+        super().__init__("decode", control)
+        self.source = source
+        self.frames = frames
+        self.passthrough = passthrough
+        self.interrupt = interrupt
+        self.warn = warn
+        self.corrupt_packets = 0
+        self.repaired_timestamps = 0
+
+    def work(self) -> None:
+        source = self.source
+        video = source.video
+        start_pts = round(source.start / video.time_base)
+        colour: Colour | None = None
+        index, last_pts = 0, None
+        try:
+            for packet in source.container.demux(video, *source.passthrough):
+                if self.interrupt.is_set() or self.control.stop.is_set():
+                    break
+                if packet.stream.index != video.index:
+                    self._pass_through(packet)
+                    continue
+                with self.stats:
+                    decoded = self._decode(packet)
+                for frame in decoded:
+                    time = frame.time if frame.pts is not None else None
+                    if time is not None and time < source.start:
+                        continue
+                    if source.end is not None and time is not None and time >= source.end:
+                        return
+                    with self.stats:
+                        colour = colour or Colour.of_frame(frame)
+                        pts = self._output_pts(frame.pts, index, start_pts, last_pts)
+                        item = DecodedFrame(index, colour.to_rgb(frame), pts, colour, frame.rotation)
+                        self.stats.frames += 1
+                    self.frames.put(item)
+                    index, last_pts = index + 1, pts
+        except av.error.FFmpegError as error:
+            # A damaged container (e.g. a truncated file) ends the input; what decoded so far is kept.
+            self.warn(f"input ends early at frame {index}: {error}")
+        finally:
+            self.frames.put(END)
+            self.passthrough.put(END)
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return packet.decode()
+        except (av.error.InvalidDataError, av.error.ValueError) as error:
+            self.corrupt_packets += 1
+            self.warn(f"skipped a corrupt video packet at pts {packet.pts}: {error}")
+            return []
+
+    def _output_pts(self, pts: int | None, index: int, start_pts: int, last_pts: int | None) -> int:
+        """The frame's pts, shifted to the segment start; made up or repaired where the input has none."""
+        if pts is None:
+            self.repaired_timestamps += 1
+            step = round(1 / (self.source.frame_rate * self.source.time_base))
+            return index * step if last_pts is None else last_pts + step
+        pts -= start_pts
+        if last_pts is not None and pts <= last_pts:
+            self.repaired_timestamps += 1  # muxers need strictly increasing timestamps
+            return last_pts + 1
+        return pts
+
+    def _pass_through(self, packet: av.Packet) -> None:
+        if packet.size == 0 or (packet.pts is None and packet.dts is None):
+            return  # flush packets carry no data
+        time_base = packet.time_base
+        time = float((packet.pts if packet.pts is not None else packet.dts) * time_base)
+        before_start = (
+            self.source.start > 0 and time < self.source.start
+        )  # (AAC priming has pts < 0: keep it)
+        if before_start or (self.source.end is not None and time >= self.source.end):
+            return
+        if self.source.start > 0:
+            offset = round(self.source.start / time_base)
+            packet.pts = packet.pts - offset if packet.pts is not None else None
+            packet.dts = packet.dts - offset if packet.dts is not None else None
+        self.passthrough.put(packet)

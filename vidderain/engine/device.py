@@ -1,0 +1,164 @@
+"""The one place that owns the device: model, precision, CUDA streams and pinned host buffers.
+
+On CUDA a batch travels as uint8 (a quarter of the bytes of float32) from a pinned host buffer to the
+device on the copy stream; the compute stream waits for that copy's event, runs RLCN + RRANet, converts
+back to uint8 and copies into a pinned output buffer, recording an event the encoder waits on. Upload and
+compute run on different threads, so the copy of batch k+1 overlaps the compute of batch k. Pinned buffers
+come from small pools that bound memory and give back-pressure: a buffer returns to its pool only once
+its copy has finished (inputs) or the encoder has read it (outputs).
+
+On the CPU the same calls run synchronously with plain tensors.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vidderain.engine.stage import POLL_SECONDS, PipelineControl, Stopped
+from vidderain.engine.tiling import derain_tiled
+from vidderain.inference import Derainer
+
+UINT8_MAX = 255
+PINNED_BUFFERS = 3  # per direction: one being filled, one in flight, one spare
+
+
+@dataclass
+class DeviceBatch:
+    """A batch uploaded (or uploading) to the device."""
+
+    frames: torch.Tensor  # (N, H, W, 3) uint8 on the device
+    ready: torch.cuda.Event | None = None  # recorded on the copy stream after the upload
+    release: Callable[[], None] = field(default=lambda: None)  # returns the pinned input buffer
+
+
+@dataclass
+class HostBatch:
+    """Derained frames on their way back to the host."""
+
+    frames: torch.Tensor  # (N, H, W, 3) uint8 on the host (pinned on CUDA)
+    started: torch.cuda.Event | None = None
+    done: torch.cuda.Event | None = None
+    release: Callable[[], None] = field(default=lambda: None)  # returns the pinned output buffer
+
+    def wait(self) -> float:
+        """Block until the frames are on the host; returns the device time the batch took (seconds)."""
+        if self.done is None:
+            return 0.0
+        self.done.synchronize()
+        return self.started.elapsed_time(self.done) / 1000 if self.started is not None else 0.0
+
+    def numpy(self) -> np.ndarray:
+        return self.frames.numpy()
+
+
+class PinnedPool:
+    """A fixed set of pinned host buffers of one shape; ``acquire`` blocks (stop-aware) until one is free."""
+
+    def __init__(self, shape: tuple[int, ...], count: int, control: PipelineControl) -> None:
+        self.shape = shape
+        self._free: queue.Queue[torch.Tensor] = queue.Queue()
+        for _ in range(count):
+            self._free.put(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
+        self._control = control
+
+    def acquire(self) -> torch.Tensor:
+        while True:
+            try:
+                return self._free.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if self._control.stop.is_set():
+                    raise Stopped from None
+
+    def release(self, buffer: torch.Tensor) -> None:
+        self._free.put(buffer)
+
+
+class DeviceRunner:
+    def __init__(
+        self,
+        derainer: Derainer,
+        batch_size: int,
+        control: PipelineControl,
+        tile: int | None = None,
+        tile_overlap: int = 32,
+    ) -> None:
+        self.derainer = derainer
+        self.device = derainer.device
+        self.batch_size = batch_size
+        self.control = control
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.copy_stream = torch.cuda.Stream(self.device)
+            self.compute_stream = torch.cuda.Stream(self.device)
+        self._pools: dict[tuple[str, tuple[int, ...]], PinnedPool] = {}
+
+    def _pool(self, direction: str, height: int, width: int) -> PinnedPool:
+        shape = (self.batch_size, height, width, 3)
+        key = (direction, shape)
+        if key not in self._pools:
+            # Frame size changes are rare; drop pools of other sizes so pinned memory stays bounded.
+            self._pools = {k: v for k, v in self._pools.items() if k[0] != direction}
+            self._pools[key] = PinnedPool(shape, PINNED_BUFFERS, self.control)
+        return self._pools[key]
+
+    def upload(self, images: list[np.ndarray]) -> DeviceBatch:
+        """Start copying up to ``batch_size`` same-sized uint8 RGB frames to the device."""
+        count = len(images)
+        if not self.cuda:
+            return DeviceBatch(torch.from_numpy(np.stack(images)))
+        height, width = images[0].shape[:2]
+        pool = self._pool("in", height, width)
+        host = pool.acquire()
+        host_view = host.numpy()
+        for index, image in enumerate(images):
+            host_view[index] = image
+        with torch.cuda.stream(self.copy_stream):
+            frames = host[:count].to(self.device, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record(self.copy_stream)
+
+        def release() -> None:
+            ready.synchronize()  # the pinned buffer may be refilled only once its copy has finished
+            pool.release(host)
+
+        return DeviceBatch(frames, ready, release)
+
+    def derain(self, rainy: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] on the device -> derained, tiled when frames exceed ``tile``."""
+        if self.tile and max(rainy.shape[-2:]) > self.tile:
+            return derain_tiled(self.derainer.derain_tensor, rainy, self.tile, self.tile_overlap)
+        return self.derainer.derain_tensor(rainy)
+
+    @torch.inference_mode()
+    def infer(self, batch: DeviceBatch) -> HostBatch:
+        if not self.cuda:
+            rainy = batch.frames.permute(0, 3, 1, 2).float().div_(UINT8_MAX)
+            derained = self.derain(rainy)
+            return HostBatch(
+                derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+            )
+
+        count, height, width = batch.frames.shape[:3]
+        pool = self._pool("out", height, width)
+        host = pool.acquire()
+        with torch.cuda.stream(self.compute_stream):
+            started = torch.cuda.Event(enable_timing=True)
+            done = torch.cuda.Event(enable_timing=True)
+            self.compute_stream.wait_event(batch.ready)
+            started.record(self.compute_stream)
+            # Allocated on the copy stream, used here: tell the caching allocator not to reuse it early.
+            batch.frames.record_stream(self.compute_stream)
+            rainy = batch.frames.permute(0, 3, 1, 2).float().div_(UINT8_MAX)
+            derained = self.derain(rainy)
+            frames = derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1)
+            host[:count].copy_(frames, non_blocking=True)
+            done.record(self.compute_stream)
+        batch.release()
+        return HostBatch(host[:count], started, done, lambda: pool.release(host))

@@ -1,0 +1,174 @@
+"""Encode derained frames and mux them with the input's audio and subtitle packets (PyAV).
+
+The output keeps the input's timestamps (the encoder works in the input's time base, so variable frame
+rate survives), its display matrix (rotation), its colour matrix, range, primaries and transfer tags, and
+every audio and subtitle stream, copied packet for packet without re-encoding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidderain.engine.decode import DecodedFrame, InputVideo
+from vidderain.engine.infer import InferStage
+from vidderain.engine.stage import END, POLL_SECONDS, PipelineControl, Stage, StageQueue, Stopped
+from vidderain.errors import VidderainError
+
+EVEN_PIX_FMT = "yuv420p"
+ODD_PIX_FMT = "yuv444p"  # 4:2:0 needs even sizes; 4:4:4 keeps odd-sized videos at their exact size
+RATE_CONTROL_OPTION = {"libx264": "crf", "libx265": "crf", "h264_nvenc": "cq", "hevc_nvenc": "cq"}
+# Fast enough that encoding stays off the critical path next to the model; NVENC names its presets p1-p7.
+DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "veryfast", "h264_nvenc": "p4", "hevc_nvenc": "p4"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = None  # None: the codec's entry in DEFAULT_PRESET
+    side_by_side: bool = False
+
+    def codec_options(self) -> dict[str, str]:
+        options = {}
+        if self.crf is not None:
+            options[RATE_CONTROL_OPTION.get(self.codec, "crf")] = str(self.crf)
+        preset = self.preset or DEFAULT_PRESET.get(self.codec)
+        if preset is not None:
+            options["preset"] = preset
+        return options
+
+
+def check_codec(name: str) -> None:
+    try:
+        codec = av.codec.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError):
+        raise VidderainError(f"unknown encoder '{name}' (try libx264, libx265 or h264_nvenc)") from None
+    if codec.type != "video":
+        raise VidderainError(f"'{name}' is not a video encoder")
+
+
+class EncodeStage(Stage):
+    def __init__(
+        self,
+        derained: StageQueue,
+        passthrough: queue.Queue,
+        source: InputVideo,
+        target: Path,
+        options: EncodeOptions,
+        infer: InferStage,
+        control: PipelineControl,
+    ) -> None:
+        super().__init__("encode", control)
+        self.derained = derained
+        self.passthrough = passthrough
+        self.source = source
+        self.target = target
+        self.options = options
+        self.infer = infer
+        self.output: av.container.OutputContainer | None = None
+        self.video_stream: av.video.stream.VideoStream | None = None
+        self.stream_map: dict[int, av.stream.Stream] = {}
+        self.pix_fmt = EVEN_PIX_FMT
+        self.size: tuple[int, int] | None = None
+        self._passthrough_done = False
+
+    def work(self) -> None:
+        try:
+            for batch in self.derained:
+                self.infer.device_seconds += batch.derained.wait()  # outside busy time: that is the device's
+                with self.stats:
+                    for frame, image in zip(batch.frames, batch.derained.numpy(), strict=True):
+                        self._write(frame, image)
+                        self.stats.frames += 1
+                    batch.derained.release()
+                    self._mux_passthrough(wait=False)
+            with self.stats:
+                self._finish()
+        finally:
+            self._close()
+
+    def _write(self, frame: DecodedFrame, image: np.ndarray) -> None:
+        if self.options.side_by_side:
+            image = np.concatenate([frame.image, image], axis=1)
+        height, width = image.shape[:2]
+        if self.output is None:
+            self._open(frame, width, height)
+        elif (width, height) != self.size:
+            raise VidderainError(
+                f"the video changes size mid-stream ({self.size[0]}x{self.size[1]} -> {width}x{height}); "
+                "vidderain keeps one size per output"
+            )
+        video_frame = frame.colour.from_rgb(image, self.pix_fmt)
+        video_frame.pts = frame.pts
+        video_frame.time_base = self.source.time_base
+        self.output.mux(self.video_stream.encode(video_frame))
+
+    def _open(self, frame: DecodedFrame, width: int, height: int) -> None:
+        try:
+            output = av.open(str(self.target), "w")
+        except (OSError, av.error.FFmpegError) as error:
+            raise VidderainError(f"cannot create {self.target}: {error}") from None
+        self.output = output
+        output.metadata.update(self.source.container.metadata)
+        stream = output.add_stream(self.options.codec, rate=self.source.frame_rate)
+        stream.options = self.options.codec_options()
+        stream.width, stream.height = width, height
+        self.pix_fmt = ODD_PIX_FMT if width % 2 or height % 2 else EVEN_PIX_FMT
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.source.time_base
+        stream.codec_context.time_base = self.source.time_base
+        frame.colour.tag(stream.codec_context)
+        if frame.rotation:
+            stream.set_display_rotation(frame.rotation)
+        self.video_stream, self.size = stream, (width, height)
+        for source_stream in self.source.passthrough:
+            self.stream_map[source_stream.index] = output.add_stream_from_template(source_stream)
+        try:
+            output.start_encoding()
+        except av.error.FFmpegError as error:
+            raise VidderainError(self._explain_open_failure(error)) from None
+
+    def _explain_open_failure(self, error: av.error.FFmpegError) -> str:
+        suffix = self.target.suffix
+        copied = ", ".join(f"{s.type} ({s.codec_context.name})" for s in self.source.passthrough)
+        if "avcodec_open2" in str(error):
+            return (
+                f"cannot open encoder {self.options.codec} (options {self.options.codec_options()}): {error}"
+            )
+        return f"cannot write {copied or 'this video'} into a {suffix} file ({error}); try .mkv"
+
+    def _mux_passthrough(self, wait: bool) -> None:
+        """Copy pending audio/subtitle packets; with ``wait``, until the decoder has sent its last one."""
+        while not self._passthrough_done:
+            try:
+                packet = self.passthrough.get(timeout=POLL_SECONDS) if wait else self.passthrough.get_nowait()
+            except queue.Empty:
+                if not wait:
+                    return
+                if self.control.stop.is_set():
+                    raise Stopped from None
+                continue
+            if packet is END:
+                self._passthrough_done = True
+                return
+            packet.stream = self.stream_map[packet.stream.index]
+            self.output.mux(packet)
+
+    def _finish(self) -> None:
+        if self.output is None:
+            raise VidderainError(
+                "no video frames were decoded (empty input, or nothing in the --start/--end range)"
+            )
+        self.output.mux(self.video_stream.encode(None))  # flush: the encoder holds the last frames
+        self._mux_passthrough(wait=True)
+
+    def _close(self) -> None:
+        if self.output is not None:
+            with contextlib.suppress(av.error.FFmpegError):  # after a failure: the pipeline discards the file
+                self.output.close()

@@ -1,0 +1,74 @@
+"""The device stages: group frames into batches and upload them; run RLCN + RRANet on each batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vidderain.engine.decode import DecodedFrame
+from vidderain.engine.device import DeviceBatch, DeviceRunner, HostBatch
+from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
+
+
+@dataclass
+class Batch:
+    frames: list[DecodedFrame]
+    uploaded: DeviceBatch
+
+
+@dataclass
+class DerainedBatch:
+    frames: list[DecodedFrame]
+    derained: HostBatch
+
+
+class BatchStage(Stage):
+    """Collects up to ``batch_size`` frames of one size and starts their upload to the device."""
+
+    def __init__(
+        self, frames: StageQueue, batches: StageQueue, runner: DeviceRunner, control: PipelineControl
+    ):
+        super().__init__("upload", control)
+        self.frames = frames
+        self.batches = batches
+        self.runner = runner
+
+    def work(self) -> None:
+        pending: list[DecodedFrame] = []
+        for frame in self.frames:
+            if pending and frame.image.shape != pending[0].image.shape:
+                self._flush(pending)  # a size change starts a new batch
+                pending = []
+            pending.append(frame)
+            if len(pending) == self.runner.batch_size:
+                self._flush(pending)
+                pending = []
+        if pending:
+            self._flush(pending)
+        self.batches.put(END)
+
+    def _flush(self, frames: list[DecodedFrame]) -> None:
+        with self.stats:
+            uploaded = self.runner.upload([frame.image for frame in frames])
+            self.stats.frames += len(frames)
+        self.batches.put(Batch(frames, uploaded))
+
+
+class InferStage(Stage):
+    """RLCN + RRANet on each batch; on CUDA this only enqueues work, the encoder waits for its event."""
+
+    def __init__(
+        self, batches: StageQueue, derained: StageQueue, runner: DeviceRunner, control: PipelineControl
+    ):
+        super().__init__("model", control)
+        self.batches = batches
+        self.derained = derained
+        self.runner = runner
+        self.device_seconds = 0.0  # measured by CUDA events, added by the encoder once each batch is done
+
+    def work(self) -> None:
+        for batch in self.batches:
+            with self.stats:
+                result = self.runner.infer(batch.uploaded)
+                self.stats.frames += len(batch.frames)
+            self.derained.put(DerainedBatch(batch.frames, result))
+        self.derained.put(END)

@@ -1,0 +1,231 @@
+"""``vidderain run VIDEO``: decode -> upload -> model -> encode, four threads joined by bounded queues.
+
+Every stage works at once; the bounded queues make the slowest stage set the pace without unbounded
+memory. The output is written to a hidden file beside the target and renamed only when complete. Ctrl-C
+stops decoding, lets the frames in flight finish, closes the file properly and keeps it as
+``NAME.partial.EXT``; a second Ctrl-C stops at once. A failure in any stage stops all of them and
+surfaces as one error, and the half-written file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidderain.engine.decode import DecodeStage, InputVideo, open_input
+from vidderain.engine.device import DeviceRunner
+from vidderain.engine.encode import EncodeOptions, EncodeStage, check_codec
+from vidderain.engine.infer import BatchStage, InferStage
+from vidderain.engine.stage import PipelineControl, Stage, StageQueue
+from vidderain.errors import VidderainError
+from vidderain.inference import Derainer
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts")
+MONITOR_SECONDS = 0.1
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(VidderainError):
+    exit_code = EXIT_INTERRUPTED
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    input: Path
+    output: Path
+    batch: int = 4
+    tile: int | None = None
+    tile_overlap: int = 32
+    start: float = 0.0
+    end: float | None = None
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+
+@dataclass
+class StageReport:
+    name: str
+    busy_seconds: float
+    frames: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.busy_seconds if self.busy_seconds > 0 else float("inf")
+
+
+@dataclass
+class RunSummary:
+    output: Path
+    frames: int
+    seconds: float
+    stages: list[StageReport]
+    corrupt_packets: int
+    repaired_timestamps: int
+    partial: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bottleneck(self) -> str:
+        return max(self.stages, key=lambda stage: stage.busy_seconds).name
+
+    def to_dict(self) -> dict:
+        return {
+            "output": str(self.output),
+            "frames": self.frames,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "bottleneck": self.bottleneck,
+            "stages": {
+                stage.name: {"busy_seconds": round(stage.busy_seconds, 3), "fps": round(stage.fps, 2)}
+                for stage in self.stages
+            },
+            "corrupt_packets": self.corrupt_packets,
+            "repaired_timestamps": self.repaired_timestamps,
+            "partial": self.partial,
+        }
+
+
+def partial_path(target: Path) -> Path:
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
+def check_output(job: VideoJob) -> None:
+    output = job.output
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_SUFFIXES)})")
+    if output.exists() and output.resolve() == job.input.resolve():
+        raise VidderainError("output path is the input path; choose another so the input is kept")
+    if output.is_dir():
+        raise VidderainError(f"output {output} is a folder; give a file name")
+    folder = output.parent
+    if not folder.is_dir():
+        raise VidderainError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise VidderainError(f"cannot write to folder {folder}")
+
+
+def prepare_video(job: VideoJob) -> InputVideo:
+    """Check every option and open the input: all user errors surface here, before any work starts."""
+    if job.batch < 1:
+        raise VidderainError(f"--batch must be at least 1, got {job.batch}")
+    if job.tile is not None and job.tile <= 2 * job.tile_overlap:
+        raise VidderainError(
+            f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
+        )
+    check_codec(job.encode.codec)
+    check_output(job)
+    return open_input(job.input, job.start, job.end)
+
+
+def run_video(
+    job: VideoJob,
+    derainer: Derainer,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+    source: InputVideo | None = None,
+) -> RunSummary:
+    """Derain ``job.input`` into ``job.output``; ``on_progress(frames_done, frames_expected)`` is polled.
+
+    ``source`` is the result of :func:`prepare_video` when the caller checked the job already.
+    """
+    source = source or prepare_video(job)
+    temp = job.output.with_name(f".{job.output.stem}.vidderain-{os.getpid()}{job.output.suffix}")
+    try:
+        summary = _run(job, source, derainer, temp, on_progress, warn)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    if summary.partial:
+        if summary.frames == 0:
+            temp.unlink(missing_ok=True)
+            raise Interrupted("interrupted before any frame was written; no output kept")
+        os.replace(temp, summary.output)
+        return summary
+    os.replace(temp, job.output)
+    return summary
+
+
+def _run(
+    job: VideoJob,
+    source: InputVideo,
+    derainer: Derainer,
+    temp: Path,
+    on_progress: Callable[[int, int | None], None] | None,
+    warn: Callable[[str], None],
+) -> RunSummary:
+    control = PipelineControl()
+    interrupt = threading.Event()
+    frames = StageQueue(2 * job.batch, control)
+    batches = StageQueue(1, control)  # one batch uploading while the model works on the previous one
+    derained = StageQueue(2, control)
+    passthrough: queue.Queue = queue.Queue()  # bounded in practice: decode blocks on `frames`
+    runner = DeviceRunner(derainer, job.batch, control, job.tile, job.tile_overlap)
+
+    decode = DecodeStage(source, frames, passthrough, control, interrupt, warn)
+    upload = BatchStage(frames, batches, runner, control)
+    infer = InferStage(batches, derained, runner, control)
+    encode = EncodeStage(derained, passthrough, source, temp, job.encode, infer, control)
+    stages: list[Stage] = [decode, upload, infer, encode]
+
+    started = time.perf_counter()
+    for stage in stages:
+        stage.start()
+    expected = source.expected_frames()
+    _monitor(
+        stages, control, interrupt, lambda: on_progress and on_progress(encode.stats.frames, expected), warn
+    )
+    seconds = time.perf_counter() - started
+
+    if control.error is not None:
+        raise control.error
+    reports = [
+        StageReport(stage.stats.name, stage.stats.busy_seconds, stage.stats.frames) for stage in stages
+    ]
+    if runner.cuda:  # the model's time is the device's, measured with CUDA events
+        reports[2].busy_seconds = max(reports[2].busy_seconds, infer.device_seconds)
+    interrupted = interrupt.is_set()
+    return RunSummary(
+        output=partial_path(job.output) if interrupted else job.output,
+        frames=encode.stats.frames,
+        seconds=seconds,
+        stages=reports,
+        corrupt_packets=decode.corrupt_packets,
+        repaired_timestamps=decode.repaired_timestamps,
+        partial=interrupted,
+    )
+
+
+def _monitor(
+    stages: list[Stage],
+    control: PipelineControl,
+    interrupt: threading.Event,
+    report: Callable[[], None],
+    warn: Callable[[str], None],
+) -> None:
+    """Wait for every stage; the first Ctrl-C drains the pipeline, a second one stops it at once."""
+    while any(stage.is_alive() for stage in stages):
+        try:
+            for stage in stages:
+                stage.join(MONITOR_SECONDS / len(stages))
+            report()
+        except KeyboardInterrupt:
+            if interrupt.is_set():
+                control.stop.set()
+            else:
+                interrupt.set()
+                warn("interrupted: finishing the frames in flight (Ctrl-C again to stop now)")
+    report()
+
+
+def is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
