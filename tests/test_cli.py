@@ -3,43 +3,20 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from tests.cli_helpers import assert_one_line_error, save_tiny_weights, vidderain
 from tests.conftest import SAMPLES
 from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer
-from vidderain.models import RRANet
-from vidderain.weights import save_weights
-
-
-def vidderain(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vidderain", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vidderain"), result.stderr
-    assert fragment in lines[0]
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> str:
-    from vidderain.config import ModelConfig
-
-    torch.manual_seed(3)
-    config = ModelConfig(
-        name="cli-tiny", widths=(8, 16, 24), stages=2, attention_channels=4, rlcn_window=7, rlcn_eps=0.03
-    )
-    return str(save_weights(RRANet(config), tmp_path_factory.mktemp("w") / "cli-tiny.safetensors"))
+    return str(save_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors"))
 
 
 def test_info_lists_versions_device_and_configs():

@@ -69,7 +69,7 @@ def open_input(path: Path, start: float = 0.0, end: float | None = None) -> Inpu
         raise VidderainError(f"{path} is a folder, not a video")
     try:
         container = av.open(str(path))
-    except (av.error.InvalidDataError, av.error.EOFError, av.error.ValueError):
+    except (av.error.InvalidDataError, av.error.EOFError):
         raise VidderainError(f"cannot read {path}: not a video FFmpeg understands") from None
     except (OSError, av.error.FFmpegError) as error:
         raise VidderainError(f"cannot open {path}: {getattr(error, 'strerror', None) or error}") from None
@@ -150,7 +150,7 @@ class DecodeStage(Stage):
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:
             return packet.decode()
-        except (av.error.InvalidDataError, av.error.ValueError) as error:
+        except av.error.FFmpegError as error:
             self.corrupt_packets += 1
             self.warn(f"skipped a corrupt video packet at pts {packet.pts}: {error}")
             return []

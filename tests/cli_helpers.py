@@ -1,0 +1,41 @@
+"""Run the real ``vidderain`` command in a subprocess, and check its errors are one clean line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from vidderain.config import ModelConfig
+from vidderain.models import RRANet
+from vidderain.weights import save_weights
+
+TINY = ModelConfig(
+    name="tiny", widths=(8, 12, 16), stages=2, attention_channels=4, rlcn_window=7, rlcn_eps=0.03
+)
+
+
+def vidderain(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vidderain", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidderain"), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def save_tiny_weights(path: Path, identity: bool = False, seed: int = 3) -> Path:
+    """A small random RRANet; ``identity`` zeroes its head so every stage outputs B_t = I exactly."""
+    torch.manual_seed(seed)
+    model = RRANet(TINY)
+    if identity:
+        torch.nn.init.zeros_(model.head.weight)
+        torch.nn.init.zeros_(model.head.bias)
+    return save_weights(model, path)

@@ -1,0 +1,274 @@
+"""The streaming engine on real clips written with PyAV: what the output keeps, and how bad input ends."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from tests.cli_helpers import assert_one_line_error, save_tiny_weights, vidderain
+from tests.media import ClipSpec, make_clip, read_planes, read_video
+from vidderain.engine import EncodeOptions, VideoJob, run_video
+from vidderain.engine.tiling import derain_tiled
+from vidderain.inference import Derainer
+from vidderain.weights import load_weights
+
+BT709 = {"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return save_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def identity_weights(tmp_path_factory) -> Path:
+    return save_tiny_weights(tmp_path_factory.mktemp("w") / "identity.safetensors", identity=True)
+
+
+def derain(source: Path, target: Path, weights: Path, *options: object) -> subprocess.CompletedProcess:
+    result = vidderain("run", source, "-o", target, "--weights", weights, "--device", "cpu", *options)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name not in keep)
+
+
+@pytest.mark.parametrize(
+    ("spec", "suffix", "batch"),
+    [
+        (ClipSpec(width=64, height=48, frames=23, audio=True), ".mp4", 4),  # last batch partial
+        (ClipSpec(width=65, height=49, frames=12), ".mp4", 1),  # odd size, no audio
+        (ClipSpec(width=96, height=64, frames=15, audio=True, fps=30), ".mkv", 3),
+    ],
+)
+def test_output_keeps_frames_timestamps_and_audio(tmp_path, weights, spec, suffix, batch):
+    source = make_clip(tmp_path / f"in{suffix}", spec)
+    target = tmp_path / f"out{suffix}"
+    derain(source, target, weights, "--batch", batch)
+    before, after = read_video(source), read_video(target)
+    assert after.frames == before.frames == spec.frames
+    assert after.times == before.times
+    assert (after.width, after.height) == (spec.width, spec.height)
+    assert after.streams == before.streams
+    assert after.audio_packets == before.audio_packets  # copied byte for byte, not re-encoded
+    assert leftovers(tmp_path, {source.name, target.name}) == []
+
+
+def test_variable_frame_rate_timestamps(tmp_path, weights):
+    pts = [0, 40, 80, 200, 240, 400, 433, 466, 900, 940]
+    source = make_clip(tmp_path / "vfr.mp4", ClipSpec(frames=len(pts), pts=pts, audio=True))
+    derain(source, tmp_path / "out.mp4", weights)
+    before, after = read_video(source), read_video(tmp_path / "out.mp4")
+    assert after.times == before.times
+    assert [float(t) for t in after.times] == pytest.approx([p / 1000 for p in pts])
+    assert after.audio_packets == before.audio_packets
+
+
+def test_rotation_and_colour_tags_kept(tmp_path, weights):
+    source = make_clip(tmp_path / "rot.mp4", ClipSpec(rotation=90, colour=BT709))
+    derain(source, tmp_path / "out.mp4", weights)
+    after = read_video(tmp_path / "out.mp4")
+    assert after.rotation == read_video(source).rotation == 90
+    assert after.colour == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("colour", "height"),
+    [
+        ({"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1}, 48),  # tagged BT.709
+        ({"colorspace": 6, "color_range": 1, "color_primaries": 6, "color_trc": 6}, 48),  # tagged BT.601
+        ({"colorspace": 1, "color_range": 2, "color_primaries": 1, "color_trc": 1}, 48),  # BT.709 full range
+        ({}, 720),  # untagged HD: BT.709 by convention
+    ],
+)
+def test_colour_round_trip_uses_the_input_matrix_and_range(tmp_path, identity_weights, colour, height):
+    # With a model that returns its input, the engine is a transcoder: lossless (crf 0) 4:4:4 output
+    # must give back the input's YUV samples, up to RGB rounding (1 level). A wrong matrix or range moves
+    # them by 10-30.
+    width = 63 if height < 720 else 1279  # odd: 4:4:4 both ways, no chroma resampling
+    frames = 1 if height >= 720 else 3  # an HD frame costs the CPU model seconds
+    spec = ClipSpec(width=width, height=height, frames=frames, colour=colour, content="gradient", crf=0)
+    source = make_clip(tmp_path / "in.mp4", spec)
+    derain(source, tmp_path / "out.mp4", identity_weights, "--crf", 0, "--preset", "ultrafast")
+    for planes_in, planes_out in zip(read_planes(source), read_planes(tmp_path / "out.mp4"), strict=True):
+        for plane_in, plane_out in zip(planes_in, planes_out, strict=True):
+            assert np.abs(plane_in.astype(int) - plane_out.astype(int)).max() <= 1
+
+
+def test_engine_output_is_the_model_applied_to_each_frame(tmp_path, weights):
+    spec = ClipSpec(width=63, height=47, frames=7, content="gradient")
+    source = make_clip(tmp_path / "in.mp4", spec)
+    derain(source, tmp_path / "out.mp4", weights, "--crf", 0, "--batch", 3)
+    derainer = Derainer(load_weights(weights), torch.device("cpu"))
+    with av.open(str(source)) as inp, av.open(str(tmp_path / "out.mp4")) as out:
+        for frame_in, frame_out in zip(inp.decode(video=0), out.decode(video=0), strict=True):
+            rgb_in = frame_in.to_ndarray(format="rgb24", src_colorspace="smpte170m", src_color_range=1)
+            expected = derainer(rgb_in[None])[0].astype(int)
+            got = frame_out.to_ndarray(format="rgb24", src_colorspace="smpte170m", src_color_range=1).astype(
+                int
+            )
+            assert np.abs(got - expected).mean() < 1.0 and np.abs(got - expected).max() <= 6
+
+
+def test_segment_side_by_side_and_json_summary(tmp_path, identity_weights):
+    source = make_clip(tmp_path / "in.mp4", ClipSpec(frames=20, audio=True, content="gradient"))
+    result = derain(
+        source,
+        tmp_path / "seg.mkv",
+        identity_weights,
+        "--start",
+        0.2,
+        "--end",
+        0.6,
+        "--side-by-side",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 10 and summary["corrupt_packets"] == 0
+    assert set(summary["stages"]) == {"decode", "upload", "model", "encode"}
+    assert summary["bottleneck"] in summary["stages"]
+    after = read_video(tmp_path / "seg.mkv")
+    assert after.frames == 10 and after.width == 128
+    assert [float(t) for t in after.times] == pytest.approx([i / 25 for i in range(10)])  # starts at 0
+    assert 0 < len(after.audio_packets) < len(read_video(source).audio_packets)
+    with av.open(str(tmp_path / "seg.mkv")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(frame[:, :64] - frame[:, 64:]).mean() < 2  # identity model: both halves show the input
+
+
+def test_corrupt_packet_is_skipped_and_counted(tmp_path, weights):
+    source = make_clip(tmp_path / "in.mkv", ClipSpec(frames=20, corrupt_packet=6))
+    decodable = read_video(source).frames
+    assert decodable == 19
+    result = derain(source, tmp_path / "out.mkv", weights, "--json")
+    assert json.loads(result.stdout)["corrupt_packets"] == 1
+    assert read_video(tmp_path / "out.mkv").frames == decodable
+
+
+def test_truncated_files(tmp_path, weights):
+    for suffix in (".mkv", ".mp4"):
+        whole = make_clip(tmp_path / f"whole{suffix}", ClipSpec(frames=30))
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+        target = tmp_path / f"out{suffix}"
+        if suffix == ".mkv":  # a stream format: the frames before the cut are kept
+            derain(cut, target, weights)
+            assert 0 < read_video(target).frames == read_video(cut).frames < 30
+        else:  # mp4 keeps its index at the end: without it nothing can be read
+            assert_one_line_error(vidderain("run", cut, "-o", target, "--weights", weights), "cannot read")
+            assert not target.exists()
+
+
+def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, weights):
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(frames=4))
+    audio_only = tmp_path / "audio.mkv"
+    with av.open(str(audio_only), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("not a video")
+    cases = [
+        (tmp_path / "missing.mp4", tmp_path / "o.mp4", "no such file"),
+        (audio_only, tmp_path / "o.mp4", "no video stream"),
+        (not_a_video, tmp_path / "o.mp4", "cannot read"),
+        (clip, clip, "output path is the input path"),
+        (clip, tmp_path / "nowhere" / "o.mp4", "output folder does not exist"),
+        (clip, tmp_path / "o.txt", "needs a video suffix"),
+    ]
+    for source, target, fragment in cases:
+        assert_one_line_error(vidderain("run", source, "-o", target, "--weights", weights), fragment)
+    assert_one_line_error(
+        vidderain("run", clip, "-o", tmp_path / "o.mp4", "--codec", "nope"), "unknown encoder"
+    )
+    assert_one_line_error(vidderain("run", clip, "-o", tmp_path / "o.mp4", "--batch", 0), "--batch")
+    assert leftovers(tmp_path, {"in.mp4", "audio.mkv", "notes.mp4"}) == []
+
+
+def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
+    # The untrained lite model at 160x96 takes ~0.1 s a frame here, so the run is mid-way when interrupted.
+    source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=150, audio=True))
+    target = tmp_path / "clean.mp4"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vidderain",
+            "run",
+            source,
+            "-o",
+            target,
+            "--config",
+            "rranet-lite",
+            "--batch",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".clean.vidderain") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    partial = tmp_path / "clean.partial.mp4"
+    assert not target.exists() and partial.is_file()
+    assert leftovers(tmp_path, {"in.mp4", partial.name}) == []
+    kept = read_video(partial)
+    assert 0 < kept.frames < 150
+    assert kept.times == read_video(source).times[: kept.frames]
+    assert f"kept the {kept.frames} frames" in stderr and "Traceback" not in stderr
+
+
+class FailingDerainer(Derainer):
+    """Fails on its third batch, as a device error mid-run would."""
+
+    calls = 0
+
+    def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("simulated device failure")
+        return super().derain_tensor(rainy)
+
+
+def test_failure_midway_stops_every_stage_and_leaves_no_file(tmp_path, weights):
+    source = make_clip(tmp_path / "in.mp4", ClipSpec(frames=40, audio=True))
+    derainer = FailingDerainer(load_weights(weights), torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="simulated device failure"):
+        run_video(VideoJob(source, tmp_path / "out.mp4", batch=2, encode=EncodeOptions()), derainer)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("vidderain-")] == []
+    assert leftovers(tmp_path, {"in.mp4"}) == []
+
+
+def test_tiles_blend_to_the_same_result_for_pointwise_work():
+    frames = torch.rand(2, 3, 70, 150)
+    assert torch.allclose(derain_tiled(lambda x: x, frames, 48, 16), frames, atol=1e-6)
+    assert torch.allclose(derain_tiled(lambda x: x.sqrt(), frames, 32, 8), frames.sqrt(), atol=1e-6)
+
+
+def test_tiled_model_matches_whole_frames_without_seams(tmp_path, weights, sample_pair):
+    derainer = Derainer(load_weights(weights), torch.device("cpu"))
+    rainy = sample_pair[0]  # 256 x 320
+    whole = derainer.derain_tensor(rainy)
+    tiled = derain_tiled(derainer.derain_tensor, rainy, 128, 48)
+    difference = (whole - tiled).abs()
+    assert difference.mean() < 2 / 255
+    # No seam: differences along tile borders are no larger than elsewhere by more than a small factor.
+    assert difference[..., 100:130, :].mean() < 3 * difference.mean() + 1 / 255
