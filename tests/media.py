@@ -20,6 +20,7 @@ class ClipSpec:
     frames: int = 20
     fps: int = 25
     audio: bool = False
+    subtitles: bool = False  # an SRT stream with a cue every 8 frames (needs a .mkv path)
     pts: list[int] | None = None  # explicit timestamps (variable frame rate), in 1/1000 s
     rotation: int = 0
     pix_fmt: str | None = None  # default: yuv420p, or yuv444p for odd sizes
@@ -61,12 +62,19 @@ def make_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
         if spec.audio:
             audio = container.add_stream("aac", rate=SAMPLE_RATE)
             audio.layout = "stereo"
+        subtitles = container.add_mux_stream("subrip") if spec.subtitles else None
         packets, corrupted = 0, False
         for index in range(spec.frames):
             frame = av.VideoFrame.from_ndarray(frame_content(spec, index, rng), format="rgb24")
             frame = frame.reformat(format=pix_fmt, dst_colorspace=_matrix(spec), dst_color_range=_range(spec))
             frame.pts = spec.pts[index] if spec.pts is not None else index
             frame.time_base = time_base
+            if subtitles is not None and index % 8 == 0:
+                cue = av.Packet(f"cue {index}".encode())
+                cue.stream, cue.time_base = subtitles, time_base
+                cue.pts = cue.dts = frame.pts
+                cue.duration = 4 * (1000 // spec.fps if spec.pts is not None else 1)
+                container.mux(cue)
             for packet in video.encode(frame):
                 wanted = spec.corrupt_packet is not None and packets >= spec.corrupt_packet
                 if wanted and not corrupted and not packet.is_keyframe:
@@ -117,6 +125,7 @@ class VideoInfo:
     height: int
     colour: tuple[int, int, int, int]  # colorspace, range, primaries, trc of the stream
     audio_packets: list[bytes]
+    subtitle_packets: list[tuple[bytes, Fraction]]
     streams: list[str]
 
 
@@ -126,11 +135,15 @@ def read_video(path: Path) -> VideoInfo:
         ctx = video.codec_context
         colour = (ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc)
         streams = [stream.type for stream in container.streams]
-        times, rotation, width, height, audio = [], 0, video.width, video.height, []
+        times, rotation, width, height, audio, subtitles = [], 0, video.width, video.height, [], []
         for packet in container.demux():
             if packet.stream.type == "audio":
                 if packet.size:
                     audio.append(bytes(packet))
+                continue
+            if packet.stream.type == "subtitle":
+                if packet.size:
+                    subtitles.append((bytes(packet), packet.pts * packet.time_base))
                 continue
             try:
                 frames = packet.decode()
@@ -139,7 +152,7 @@ def read_video(path: Path) -> VideoInfo:
             for frame in frames:
                 times.append(frame.pts * frame.time_base)
                 rotation = frame.rotation
-    return VideoInfo(len(times), times, rotation, width, height, colour, audio, streams)
+    return VideoInfo(len(times), times, rotation, width, height, colour, audio, subtitles, streams)
 
 
 def read_planes(path: Path) -> list[list[np.ndarray]]:

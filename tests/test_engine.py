@@ -66,6 +66,19 @@ def test_output_keeps_frames_timestamps_and_audio(tmp_path, weights, spec, suffi
     assert leftovers(tmp_path, {source.name, target.name}) == []
 
 
+def test_subtitles_and_audio_are_copied(tmp_path, weights):
+    source = make_clip(tmp_path / "in.mkv", ClipSpec(frames=20, audio=True, subtitles=True))
+    derain(source, tmp_path / "out.mkv", weights)
+    before, after = read_video(source), read_video(tmp_path / "out.mkv")
+    assert after.streams == ["video", "audio", "subtitle"]
+    assert len(before.subtitle_packets) == 3 and after.subtitle_packets == before.subtitle_packets
+    assert after.audio_packets == before.audio_packets
+    # SRT cannot go into an mp4: a one-line error that says what to do, and no file.
+    result = vidderain("run", source, "-o", tmp_path / "out.mp4", "--weights", weights)
+    assert_one_line_error(result, "try .mkv")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_variable_frame_rate_timestamps(tmp_path, weights):
     pts = [0, 40, 80, 200, 240, 400, 433, 466, 900, 940]
     source = make_clip(tmp_path / "vfr.mp4", ClipSpec(frames=len(pts), pts=pts, audio=True))

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
+
 from vidderain.engine.decode import DecodeStage, InputVideo, open_input
 from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_codec
@@ -26,7 +28,7 @@ from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
-OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts")
+OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
 MONITOR_SECONDS = 0.1
 EXIT_INTERRUPTED = 130
 
@@ -99,8 +101,8 @@ def partial_path(target: Path) -> Path:
 
 def check_output(job: VideoJob) -> None:
     output = job.output
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_SUFFIXES)})")
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+        raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_FORMATS)})")
     if output.exists() and output.resolve() == job.input.resolve():
         raise VidderainError("output path is the input path; choose another so the input is kept")
     if output.is_dir():
@@ -122,7 +124,29 @@ def prepare_video(job: VideoJob) -> InputVideo:
         )
     check_codec(job.encode.codec)
     check_output(job)
-    return open_input(job.input, job.start, job.end)
+    source = open_input(job.input, job.start, job.end)
+    try:
+        check_container(job.output, source)
+    except VidderainError:
+        source.close()
+        raise
+    return source
+
+
+def check_container(output: Path, source: InputVideo) -> None:
+    """Refuse, before any work, streams the output format cannot hold (SRT subtitles in an mp4, say)."""
+    probe = av.open(os.devnull, "w", format=OUTPUT_FORMATS[output.suffix.lower()])
+    try:
+        for stream in source.passthrough:
+            try:
+                probe.add_stream_from_template(stream)
+            except ValueError:
+                raise VidderainError(
+                    f"a {output.suffix} file cannot hold the input's {stream.type} stream "
+                    f"({stream.codec_context.name}); try .mkv"
+                ) from None
+    finally:
+        probe.close()
 
 
 def run_video(

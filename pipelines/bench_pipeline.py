@@ -1,0 +1,171 @@
+"""Benchmark the streaming engine against its own stages and the naive loop, on one clip, in one run.
+
+    python pipelines/bench_pipeline.py [--clip samples/rainy_clip.mp4] [--config rranet-lite] [--batch 4]
+
+Prints fps for: decode alone (to RGB, as the engine does), model alone (batches already in memory), encode
+alone (the same encoder settings), the naive loop (decode one frame, derain it, encode it, repeat) and the
+engine, then engine / naive and engine / slowest stage. Every figure comes from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from vidderain.engine import EncodeOptions, VideoJob, run_video
+from vidderain.engine.colour import Colour
+from vidderain.inference import Derainer, load_model, resolve_device
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "samples" / "rainy_clip.mp4"
+
+
+def within(frame: av.VideoFrame, seconds: float | None) -> bool:
+    return seconds is None or frame.time is None or frame.time < seconds
+
+
+def decode_all(clip: Path, seconds: float | None) -> tuple[list[np.ndarray], Colour, Fraction, float]:
+    started = time.perf_counter()
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames, colour = [], None
+        for frame in container.decode(stream):
+            if not within(frame, seconds):
+                break
+            colour = colour or Colour.of_frame(frame)
+            frames.append(colour.to_rgb(frame))
+        rate = stream.average_rate or Fraction(25)
+    return frames, colour, rate, time.perf_counter() - started
+
+
+class Encoder:
+    """The engine's encoder settings, driven one frame at a time."""
+
+    def __init__(
+        self, path: Path, colour: Colour, rate: Fraction, width: int, height: int, options: EncodeOptions
+    ):
+        self.container = av.open(str(path), "w")
+        self.stream = self.container.add_stream(options.codec, rate=rate)
+        self.stream.options = options.codec_options()
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        colour.tag(self.stream.codec_context)
+        self.colour, self.index = colour, 0
+
+    def write(self, image: np.ndarray) -> None:
+        frame = self.colour.from_rgb(image, "yuv420p")
+        frame.pts = self.index
+        self.index += 1
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+
+def time_model(derainer: Derainer, frames: list[np.ndarray], batch: int) -> float:
+    derainer(np.stack(frames[:batch]))  # warm-up: first-call allocations stay out of the figure
+    started = time.perf_counter()
+    for start in range(0, len(frames), batch):
+        derainer(np.stack(frames[start : start + batch]))
+    return time.perf_counter() - started
+
+
+def time_encode(
+    frames: list[np.ndarray], colour: Colour, rate: Fraction, folder: Path, options: EncodeOptions
+):
+    height, width = frames[0].shape[:2]
+    started = time.perf_counter()
+    encoder = Encoder(folder / "encode.mp4", colour, rate, width, height, options)
+    for image in frames:
+        encoder.write(image)
+    encoder.close()
+    return time.perf_counter() - started
+
+
+def time_naive(
+    clip: Path, derainer: Derainer, folder: Path, options: EncodeOptions, seconds: float | None
+) -> tuple[int, float]:
+    started = time.perf_counter()
+    count, encoder = 0, None
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or Fraction(25)
+        for frame in container.decode(stream):
+            if not within(frame, seconds):
+                break
+            colour = Colour.of_frame(frame)
+            derained = derainer(colour.to_rgb(frame)[None])[0]
+            if encoder is None:
+                encoder = Encoder(folder / "naive.mp4", colour, rate, frame.width, frame.height, options)
+            encoder.write(derained)
+            count += 1
+    encoder.close()
+    return count, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--config", default="rranet-lite")
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seconds", type=float, help="use only the clip's first SECONDS")
+    args = parser.parse_args()
+
+    console = Console()
+    device = resolve_device(args.device)
+    loaded = load_model(args.config, args.weights)
+    derainer = Derainer(loaded.model, device, args.precision)
+    options = EncodeOptions()
+
+    frames, colour, rate, decode_seconds = decode_all(args.clip, args.seconds)
+    height, width = frames[0].shape[:2]
+    console.print(
+        f"{args.clip.name}: {len(frames)} frames {width}x{height}; {loaded.config.name} on {device}, "
+        f"{args.precision}, batch {args.batch}; encoder {options.codec} {options.codec_options()}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model_seconds = time_model(derainer, frames, args.batch)
+        encode_seconds = time_encode(frames, colour, rate, folder, options)
+        naive_frames, naive_seconds = time_naive(args.clip, derainer, folder, options, args.seconds)
+        summary = run_video(
+            VideoJob(args.clip, folder / "engine.mp4", batch=args.batch, encode=options), derainer
+        )
+
+    count = len(frames)
+    rows = {
+        "decode alone": count / decode_seconds,
+        "model alone": count / model_seconds,
+        "encode alone": count / encode_seconds,
+        "naive loop": naive_frames / naive_seconds,
+        "engine": summary.frames / summary.seconds,
+    }
+    slowest_name = min(("decode alone", "model alone", "encode alone"), key=rows.get)
+    table = Table(title=f"fps at {width}x{height} ({count} frames)")
+    table.add_column("what")
+    table.add_column("fps", justify="right")
+    for name, fps in rows.items():
+        table.add_row(name, f"{fps:.2f}")
+    console.print(table)
+    console.print(
+        "engine stages (frames per busy second): "
+        + ", ".join(f"{s.name} {s.fps:.1f}" for s in summary.stages)
+        + f"; bottleneck {summary.bottleneck}"
+    )
+    console.print(f"engine / naive = {rows['engine'] / rows['naive loop']:.3f}")
+    console.print(f"engine / slowest stage ({slowest_name}) = {rows['engine'] / rows[slowest_name]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
