@@ -45,21 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="derain a video, an image or a folder of images")
     run.add_argument("input", type=Path, help="a video (mp4, mkv, mov, ...), an image (png/jpg) or a folder")
     run.add_argument("-o", "--output", type=Path, required=True, help="output video, image, or folder")
-    run.add_argument(
-        "--config",
-        help=f"config name ({', '.join(available_configs())}) or YAML path "
-        f"(default: the weights' own, else {DEFAULT_CONFIG})",
-    )
-    run.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    run.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    add_model_options(run)
     video = run.add_argument_group("video")
     video.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
-    video.add_argument(
-        "--codec", default="libx264", help="video encoder: libx264 (default), libx265, h264_nvenc"
-    )
-    video.add_argument("--crf", type=int, default=18, help="quality, lower is better (default 18)")
-    video.add_argument("--preset", help="encoder speed preset (default veryfast; p4 for NVENC)")
+    add_encoder_options(video)
     video.add_argument(
         "--tile",
         type=int,
@@ -69,10 +58,119 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--start", type=float, default=0.0, help="segment start, seconds")
     video.add_argument("--end", type=float, help="segment end, seconds")
     video.add_argument("--side-by-side", action="store_true", help="write input | output in one frame")
-    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    add_output_options(run)
     run.set_defaults(handler=command_run)
+
+    preview = commands.add_parser("preview", help="live preview of a webcam, stream or file, in real time")
+    preview.add_argument(
+        "source", help="webcam index (0), device (/dev/video0), rtsp/rtmp/http(s) URL, or a file"
+    )
+    add_model_options(preview)
+    live = preview.add_argument_group("live")
+    live.add_argument("--no-window", action="store_true", help="no window: record with -o instead")
+    live.add_argument("-o", "--output", type=Path, help="record the derained stream to this file")
+    live.add_argument("--record-input", type=Path, help="also record the raw frames that were derained")
+    live.add_argument("--duration", type=float, help="stop after this many seconds")
+    live.add_argument("--max-frames", type=int, help="stop after this many derained frames")
+    live.add_argument("--realtime", action="store_true", help="play a file at its own pace, dropping frames")
+    live.add_argument(
+        "--batch", type=int, default=1, help="frames per model call (default 1: lowest latency)"
+    )
+    live.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
+    live.add_argument("--timeout", type=float, default=5.0, help="open and read timeout for streams, seconds")
+    live.add_argument("--size", help="webcam capture size, WIDTHxHEIGHT")
+    live.add_argument("--fps", type=float, help="webcam capture rate")
+    live.add_argument("--snapshot-dir", type=Path, default=Path(), help="where the s key saves snapshots")
+    add_encoder_options(live)
+    add_output_options(preview)
+    preview.set_defaults(handler=command_preview)
     return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        help=f"config name ({', '.join(available_configs())}) or YAML path "
+        f"(default: the weights' own, else {DEFAULT_CONFIG})",
+    )
+    parser.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+
+
+def add_encoder_options(group) -> None:
+    group.add_argument(
+        "--codec", default="libx264", help="video encoder: libx264 (default), libx265, h264_nvenc"
+    )
+    group.add_argument("--crf", type=int, default=18, help="quality, lower is better (default 18)")
+    group.add_argument("--preset", help="encoder speed preset (default veryfast; p4 for NVENC)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+
+
+def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
+    from vidderain.inference import Derainer, load_model, resolve_device
+
+    device = resolve_device(args.device)
+    loaded = load_model(args.config, args.weights)
+    if loaded.weights == "untrained" and not quiet:
+        err.print(
+            f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
+            "untrained (pass --weights FILE)"
+        )
+    return Derainer(loaded.model, device, args.precision), loaded.config.name
+
+
+def command_preview(args: argparse.Namespace) -> int:
+    from vidderain.engine import EncodeOptions
+    from vidderain.live.capture import SourceOptions
+    from vidderain.live.preview import Preview, PreviewOptions, check_display
+
+    size = None
+    if args.size:
+        try:
+            width, height = (int(part) for part in args.size.lower().split("x"))
+            size = (width, height)
+        except ValueError:
+            raise VidderainError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
+    if args.batch < 1:
+        raise VidderainError(f"--batch must be at least 1, got {args.batch}")
+    options = PreviewOptions(
+        source=SourceOptions(
+            args.source, args.realtime, args.rtsp_transport, args.timeout, args.timeout, size, args.fps
+        ),
+        window=not args.no_window,
+        output=args.output,
+        record_input=args.record_input,
+        duration=args.duration,
+        max_frames=args.max_frames,
+        batch=args.batch,
+        snapshot_dir=args.snapshot_dir,
+        encode=EncodeOptions(args.codec, args.crf, args.preset),
+    )
+    quiet = args.quiet or args.json
+    err = Console(stderr=True)
+    if options.window:
+        check_display()  # before loading the model: the error comes alone, and fast
+    derainer, config_name = load_derainer(args, err, quiet)
+    preview = Preview(options, derainer)
+    summary = preview.run()
+    report = summary.to_dict()
+    if args.json:
+        print(json.dumps({**report, "config": config_name, "device": str(derainer.device)}))
+    elif not quiet:
+        latency = report["latency_ms"]
+        err.print(
+            f"derained {summary.derained} of {summary.captured} captured frames in {summary.seconds:.1f} s "
+            f"(in {report['fps_in']} fps, out {report['fps_out']} fps), dropped {summary.dropped}, "
+            f"latency mean {latency['mean']} ms p95 {latency['p95']} ms, reconnects {summary.reconnects}"
+        )
+        for output in summary.outputs:
+            err.print(f"recorded {output}")
+    return 0
 
 
 def command_info(args: argparse.Namespace) -> int:
@@ -134,7 +232,6 @@ def command_info(args: argparse.Namespace) -> int:
 def command_run(args: argparse.Namespace) -> int:
     from vidderain.engine import is_video_path
     from vidderain.imageio import is_image_path
-    from vidderain.inference import Derainer, load_model, resolve_device
 
     if not args.input.exists():
         raise VidderainError(f"no such file or folder: {args.input}")
@@ -155,16 +252,9 @@ def command_run(args: argparse.Namespace) -> int:
         from vidderain.stills import plan_outputs
 
         plan_outputs(args.input, args.output)
-    device = resolve_device(args.device)
-    loaded = load_model(args.config, args.weights)
-    derainer = Derainer(loaded.model, device, args.precision)
-    if loaded.weights == "untrained" and not quiet:
-        err.print(
-            f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
-            "untrained (pass --weights FILE)"
-        )
+    derainer, config_name = load_derainer(args, err, quiet)
     if is_video:
-        return run_video_command(args, job, source, derainer, loaded.config.name, err, quiet)
+        return run_video_command(args, job, source, derainer, config_name, err, quiet)
 
     from vidderain.stills import derain_stills
 
@@ -176,7 +266,7 @@ def command_run(args: argparse.Namespace) -> int:
     elif not quiet:
         per_image = summary.seconds / summary.images
         err.print(
-            f"derained {summary.images} image(s) -> {summary.output} with {loaded.config.name} on {device} "
+            f"derained {summary.images} image(s) -> {summary.output} with {config_name} on {derainer.device} "
             f"({per_image:.2f} s per image)"
         )
     return 0

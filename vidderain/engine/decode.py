@@ -27,6 +27,7 @@ class DecodedFrame:
     pts: int  # in the video stream's time base, shifted by the segment start
     colour: Colour
     rotation: int  # degrees, from the input's display matrix
+    captured: float = 0.0  # time.monotonic() when a live source delivered it (for latency)
 
 
 @dataclass

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from vidderain.engine.decode import DecodedFrame, InputVideo
+from vidderain.engine.colour import Colour
+from vidderain.engine.decode import InputVideo
 from vidderain.engine.infer import InferStage
 from vidderain.engine.stage import END, POLL_SECONDS, PipelineControl, Stage, StageQueue, Stopped
 from vidderain.errors import VidderainError
@@ -53,7 +56,105 @@ def check_codec(name: str) -> None:
         raise VidderainError(f"'{name}' is not a video encoder")
 
 
+class VideoWriter:
+    """One output file: a video stream encoded from RGB frames, plus streams copied packet for packet.
+
+    The file is opened on the first frame, when its size, colour and rotation are known. Frames carry their
+    own pts in ``time_base``, so variable frame rate survives.
+    """
+
+    def __init__(
+        self,
+        target: Path,
+        options: EncodeOptions,
+        time_base: Fraction,
+        frame_rate: Fraction,
+        metadata: dict[str, str] | None = None,
+        copied: tuple[av.stream.Stream, ...] = (),
+    ) -> None:
+        self.target = target
+        self.options = options
+        self.time_base = time_base
+        self.frame_rate = frame_rate
+        self.metadata = metadata or {}
+        self.copied = copied
+        self.output: av.container.OutputContainer | None = None
+        self.video_stream: av.video.stream.VideoStream | None = None
+        self.stream_map: dict[int, av.stream.Stream] = {}
+        self.pix_fmt = EVEN_PIX_FMT
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    @property
+    def opened(self) -> bool:
+        return self.output is not None
+
+    def write(self, image: np.ndarray, pts: int, colour: Colour, rotation: int = 0) -> None:
+        height, width = image.shape[:2]
+        if self.output is None:
+            self._open(width, height, colour, rotation)
+        elif (width, height) != self.size:
+            raise VidderainError(
+                f"the video changes size mid-stream ({self.size[0]}x{self.size[1]} -> {width}x{height}); "
+                "vidderain keeps one size per output"
+            )
+        video_frame = colour.from_rgb(image, self.pix_fmt)
+        video_frame.pts = pts
+        video_frame.time_base = self.time_base
+        self.output.mux(self.video_stream.encode(video_frame))
+        self.frames += 1
+
+    def mux_copied(self, packet: av.Packet) -> None:
+        packet.stream = self.stream_map[packet.stream.index]
+        self.output.mux(packet)
+
+    def finish(self) -> None:
+        """Flush the encoder: it holds the last frames until told the stream has ended."""
+        if self.output is not None:
+            self.output.mux(self.video_stream.encode(None))
+
+    def close(self) -> None:
+        if self.output is not None:
+            with contextlib.suppress(av.error.FFmpegError):  # after a failure: the caller discards the file
+                self.output.close()
+
+    def _open(self, width: int, height: int, colour: Colour, rotation: int) -> None:
+        try:
+            output = av.open(str(self.target), "w")
+        except (OSError, av.error.FFmpegError) as error:
+            raise VidderainError(f"cannot create {self.target}: {error}") from None
+        self.output = output
+        output.metadata.update(self.metadata)
+        stream = output.add_stream(self.options.codec, rate=self.frame_rate)
+        stream.options = self.options.codec_options()
+        stream.width, stream.height = width, height
+        self.pix_fmt = ODD_PIX_FMT if width % 2 or height % 2 else EVEN_PIX_FMT
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        colour.tag(stream.codec_context)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        self.video_stream, self.size = stream, (width, height)
+        for source_stream in self.copied:
+            self.stream_map[source_stream.index] = output.add_stream_from_template(source_stream)
+        try:
+            output.start_encoding()
+        except av.error.FFmpegError as error:
+            raise VidderainError(self._explain_open_failure(error)) from None
+
+    def _explain_open_failure(self, error: av.error.FFmpegError) -> str:
+        if "avcodec_open2" in str(error):
+            return (
+                f"cannot open encoder {self.options.codec} (options {self.options.codec_options()}): {error}"
+            )
+        copied = ", ".join(f"{s.type} ({s.codec_context.name})" for s in self.copied)
+        return f"cannot write {copied or 'this video'} into a {self.target.suffix} file ({error}); try .mkv"
+
+
 class EncodeStage(Stage):
+    """Writes derained batches in order, interleaving the input's audio and subtitle packets."""
+
     def __init__(
         self,
         derained: StageQueue,
@@ -63,19 +164,22 @@ class EncodeStage(Stage):
         options: EncodeOptions,
         infer: InferStage,
         control: PipelineControl,
+        interrupt: threading.Event,
     ) -> None:
         super().__init__("encode", control)
         self.derained = derained
         self.passthrough = passthrough
-        self.source = source
-        self.target = target
         self.options = options
         self.infer = infer
-        self.output: av.container.OutputContainer | None = None
-        self.video_stream: av.video.stream.VideoStream | None = None
-        self.stream_map: dict[int, av.stream.Stream] = {}
-        self.pix_fmt = EVEN_PIX_FMT
-        self.size: tuple[int, int] | None = None
+        self.interrupt = interrupt
+        self.writer = VideoWriter(
+            target,
+            options,
+            source.time_base,
+            source.frame_rate,
+            dict(source.container.metadata),
+            tuple(source.passthrough),
+        )
         self._passthrough_done = False
 
     def work(self) -> None:
@@ -84,64 +188,16 @@ class EncodeStage(Stage):
                 self.infer.device_seconds += batch.derained.wait()  # outside busy time: that is the device's
                 with self.stats:
                     for frame, image in zip(batch.frames, batch.derained.numpy(), strict=True):
-                        self._write(frame, image)
+                        if self.options.side_by_side:
+                            image = np.concatenate([frame.image, image], axis=1)
+                        self.writer.write(image, frame.pts, frame.colour, frame.rotation)
                         self.stats.frames += 1
                     batch.derained.release()
                     self._mux_passthrough(wait=False)
             with self.stats:
                 self._finish()
         finally:
-            self._close()
-
-    def _write(self, frame: DecodedFrame, image: np.ndarray) -> None:
-        if self.options.side_by_side:
-            image = np.concatenate([frame.image, image], axis=1)
-        height, width = image.shape[:2]
-        if self.output is None:
-            self._open(frame, width, height)
-        elif (width, height) != self.size:
-            raise VidderainError(
-                f"the video changes size mid-stream ({self.size[0]}x{self.size[1]} -> {width}x{height}); "
-                "vidderain keeps one size per output"
-            )
-        video_frame = frame.colour.from_rgb(image, self.pix_fmt)
-        video_frame.pts = frame.pts
-        video_frame.time_base = self.source.time_base
-        self.output.mux(self.video_stream.encode(video_frame))
-
-    def _open(self, frame: DecodedFrame, width: int, height: int) -> None:
-        try:
-            output = av.open(str(self.target), "w")
-        except (OSError, av.error.FFmpegError) as error:
-            raise VidderainError(f"cannot create {self.target}: {error}") from None
-        self.output = output
-        output.metadata.update(self.source.container.metadata)
-        stream = output.add_stream(self.options.codec, rate=self.source.frame_rate)
-        stream.options = self.options.codec_options()
-        stream.width, stream.height = width, height
-        self.pix_fmt = ODD_PIX_FMT if width % 2 or height % 2 else EVEN_PIX_FMT
-        stream.pix_fmt = self.pix_fmt
-        stream.time_base = self.source.time_base
-        stream.codec_context.time_base = self.source.time_base
-        frame.colour.tag(stream.codec_context)
-        if frame.rotation:
-            stream.set_display_rotation(frame.rotation)
-        self.video_stream, self.size = stream, (width, height)
-        for source_stream in self.source.passthrough:
-            self.stream_map[source_stream.index] = output.add_stream_from_template(source_stream)
-        try:
-            output.start_encoding()
-        except av.error.FFmpegError as error:
-            raise VidderainError(self._explain_open_failure(error)) from None
-
-    def _explain_open_failure(self, error: av.error.FFmpegError) -> str:
-        suffix = self.target.suffix
-        copied = ", ".join(f"{s.type} ({s.codec_context.name})" for s in self.source.passthrough)
-        if "avcodec_open2" in str(error):
-            return (
-                f"cannot open encoder {self.options.codec} (options {self.options.codec_options()}): {error}"
-            )
-        return f"cannot write {copied or 'this video'} into a {suffix} file ({error}); try .mkv"
+            self.writer.close()
 
     def _mux_passthrough(self, wait: bool) -> None:
         """Copy pending audio/subtitle packets; with ``wait``, until the decoder has sent its last one."""
@@ -157,18 +213,14 @@ class EncodeStage(Stage):
             if packet is END:
                 self._passthrough_done = True
                 return
-            packet.stream = self.stream_map[packet.stream.index]
-            self.output.mux(packet)
+            self.writer.mux_copied(packet)
 
     def _finish(self) -> None:
-        if self.output is None:
+        if not self.writer.opened:
+            if self.interrupt.is_set():
+                return  # interrupted before the first frame: the pipeline reports that
             raise VidderainError(
                 "no video frames were decoded (empty input, or nothing in the --start/--end range)"
             )
-        self.output.mux(self.video_stream.encode(None))  # flush: the encoder holds the last frames
+        self.writer.finish()
         self._mux_passthrough(wait=True)
-
-    def _close(self) -> None:
-        if self.output is not None:
-            with contextlib.suppress(av.error.FFmpegError):  # after a failure: the pipeline discards the file
-                self.output.close()

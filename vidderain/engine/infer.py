@@ -22,29 +22,52 @@ class DerainedBatch:
 
 
 class BatchStage(Stage):
-    """Collects up to ``batch_size`` frames of one size and starts their upload to the device."""
+    """Collects up to ``batch_size`` frames of one size and starts their upload to the device.
+
+    For files every batch is full (but the last). A live source sets ``greedy``: a batch is whatever has
+    arrived, at least one frame, so no frame waits for others that have not been captured yet.
+    """
 
     def __init__(
-        self, frames: StageQueue, batches: StageQueue, runner: DeviceRunner, control: PipelineControl
-    ):
+        self,
+        frames: StageQueue,
+        batches: StageQueue,
+        runner: DeviceRunner,
+        control: PipelineControl,
+        greedy: bool = False,
+    ) -> None:
         super().__init__("upload", control)
         self.frames = frames
         self.batches = batches
         self.runner = runner
+        self.greedy = greedy
 
     def work(self) -> None:
         pending: list[DecodedFrame] = []
         for frame in self.frames:
-            if pending and frame.image.shape != pending[0].image.shape:
-                self._flush(pending)  # a size change starts a new batch
-                pending = []
-            pending.append(frame)
-            if len(pending) == self.runner.batch_size:
+            pending = self._add(pending, frame)
+            while self.greedy and len(pending) < self.runner.batch_size:
+                more = self.frames.get_nowait()
+                if more is None:
+                    break
+                if more is END:
+                    self._flush(pending)
+                    self.batches.put(END)
+                    return
+                pending = self._add(pending, more)
+            if len(pending) == self.runner.batch_size or self.greedy:
                 self._flush(pending)
                 pending = []
         if pending:
             self._flush(pending)
         self.batches.put(END)
+
+    def _add(self, pending: list[DecodedFrame], frame: DecodedFrame) -> list[DecodedFrame]:
+        if pending and frame.image.shape != pending[0].image.shape:
+            self._flush(pending)  # a size change starts a new batch
+            pending = []
+        pending.append(frame)
+        return pending
 
     def _flush(self, frames: list[DecodedFrame]) -> None:
         with self.stats:

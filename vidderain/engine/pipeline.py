@@ -99,11 +99,11 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}.partial{target.suffix}")
 
 
-def check_output(job: VideoJob) -> None:
-    output = job.output
+def check_output_path(output: Path, source: Path | None = None) -> None:
+    """A writable video path in an existing folder, never the input itself."""
     if output.suffix.lower() not in OUTPUT_FORMATS:
         raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_FORMATS)})")
-    if output.exists() and output.resolve() == job.input.resolve():
+    if source is not None and output.exists() and output.resolve() == source.resolve():
         raise VidderainError("output path is the input path; choose another so the input is kept")
     if output.is_dir():
         raise VidderainError(f"output {output} is a folder; give a file name")
@@ -123,7 +123,7 @@ def prepare_video(job: VideoJob) -> InputVideo:
             f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
         )
     check_codec(job.encode.codec)
-    check_output(job)
+    check_output_path(job.output, job.input)
     source = open_input(job.input, job.start, job.end)
     try:
         check_container(job.output, source)
@@ -198,7 +198,7 @@ def _run(
     decode = DecodeStage(source, frames, passthrough, control, interrupt, warn)
     upload = BatchStage(frames, batches, runner, control)
     infer = InferStage(batches, derained, runner, control)
-    encode = EncodeStage(derained, passthrough, source, temp, job.encode, infer, control)
+    encode = EncodeStage(derained, passthrough, source, temp, job.encode, infer, control, interrupt)
     stages: list[Stage] = [decode, upload, infer, encode]
 
     started = time.perf_counter()

@@ -76,6 +76,13 @@ class StageQueue:
                 if self._control.stop.is_set():
                     raise Stopped from None
 
+    def get_nowait(self) -> Any | None:
+        """The next item, or None when the queue is empty right now."""
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
     def __iter__(self) -> Iterator[Any]:
         """Items until END."""
         while (item := self.get()) is not END:

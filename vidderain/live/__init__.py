@@ -1,0 +1,1 @@
+"""Live mode: webcam, RTSP and file preview that stays real time (capture.py, preview.py)."""

@@ -1,0 +1,287 @@
+"""``vidderain preview SOURCE``: derain a live source and show it, in real time.
+
+Capture -> upload -> model run on the engine's own stages and device runner; the window and the
+recorders run on the main thread (OpenCV's GUI must). Real time comes from dropping, never queueing:
+capture keeps only the newest batch of frames, and an uploaded batch that the model has not started yet
+is replaced by a newer one. So the frame shown is at most about one batch behind the camera; capture to
+display latency, fps in and out and the drops are on the overlay and in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vidderain.engine.device import DeviceRunner
+from vidderain.engine.encode import EncodeOptions, VideoWriter
+from vidderain.engine.infer import BatchStage, InferStage
+from vidderain.engine.pipeline import check_output_path
+from vidderain.engine.stage import END, PipelineControl, StageQueue
+from vidderain.errors import VidderainError
+from vidderain.inference import Derainer
+from vidderain.live.capture import LIVE_TIME_BASE, CaptureStage, LatestQueue, LiveSource, SourceOptions
+
+WINDOW_TITLE = "vidderain: input | derained"
+KEY_ESC = 27
+IDLE_WAIT_MS = 5
+OVERLAY_SCALE = 0.5
+OVERLAY_LINE = 18
+MS = 1000
+
+
+@dataclass(frozen=True)
+class PreviewOptions:
+    source: SourceOptions
+    window: bool = True
+    output: Path | None = None
+    record_input: Path | None = None
+    duration: float | None = None
+    max_frames: int | None = None
+    batch: int = 1
+    snapshot_dir: Path = Path()
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+
+@dataclass
+class PreviewSummary:
+    captured: int
+    derained: int
+    dropped: int
+    seconds: float
+    latencies_ms: list[float]
+    reconnects: int
+    outputs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        latencies = np.array(self.latencies_ms or [0.0])
+        return {
+            "captured": self.captured,
+            "derained": self.derained,
+            "dropped": self.dropped,
+            "seconds": round(self.seconds, 3),
+            "fps_in": round(self.captured / self.seconds, 2) if self.seconds else 0.0,
+            "fps_out": round(self.derained / self.seconds, 2) if self.seconds else 0.0,
+            "latency_ms": {
+                "mean": round(float(latencies.mean()), 1),
+                "p95": round(float(np.percentile(latencies, 95)), 1),
+                "max": round(float(latencies.max()), 1),
+            },
+            "reconnects": self.reconnects,
+            "outputs": self.outputs,
+        }
+
+
+def check_display() -> None:
+    """OpenCV aborts the whole process when it cannot reach a display; say so in one line instead."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise VidderainError(
+            "no display to open a window on (DISPLAY is not set); use --no-window -o out.mp4"
+        )
+
+
+class Recorder:
+    """A VideoWriter into a hidden file beside the target, renamed when the run ends cleanly."""
+
+    def __init__(self, target: Path, options: EncodeOptions, rate) -> None:
+        self.target = target
+        self.temp = target.with_name(f".{target.stem}.vidderain-{os.getpid()}{target.suffix}")
+        self.writer = VideoWriter(self.temp, options, LIVE_TIME_BASE, rate)
+
+    def finish(self, keep: bool) -> None:
+        try:
+            if keep and self.writer.opened:
+                self.writer.finish()
+        finally:
+            self.writer.close()
+        if keep and self.writer.opened:
+            os.replace(self.temp, self.target)
+        else:
+            self.temp.unlink(missing_ok=True)
+
+
+class Preview:
+    def __init__(self, options: PreviewOptions, derainer: Derainer) -> None:
+        if options.window:
+            check_display()
+        elif options.output is None:
+            raise VidderainError("--no-window needs -o FILE to record to (or drop --no-window to watch)")
+        for target in (options.output, options.record_input):
+            if target is not None:
+                check_output_path(target)
+        self.options = options
+        self.source = LiveSource(options.source)
+        self.source.open()
+        self.control = PipelineControl()
+        self.stop_capture = threading.Event()
+        live = options.source.kind != "file" or options.source.realtime
+        batch = options.batch
+        # Live: keep only the newest frames and the newest uploaded batch. A file not played in real time
+        # is processed frame by frame like `vidderain run`, with blocking queues.
+        self.frames = LatestQueue(batch, self.control) if live else StageQueue(2 * batch, self.control)
+        self.batches = (
+            LatestQueue(1, self.control, on_drop=self._drop_batch) if live else StageQueue(1, self.control)
+        )
+        self.derained = StageQueue(1, self.control)
+        runner = DeviceRunner(derainer, batch, self.control)
+        self.capture = CaptureStage(self.source, self.frames, self.control, self.stop_capture)
+        self.stages = [
+            self.capture,
+            BatchStage(self.frames, self.batches, runner, self.control, greedy=True),
+            InferStage(self.batches, self.derained, runner, self.control),
+        ]
+        self.recorders = [
+            Recorder(path, options.encode, self.source.rate)
+            for path in (options.output, options.record_input)
+            if path is not None
+        ]
+        self.side_by_side = True
+        self.derained_count = 0
+        self.latencies_ms: list[float] = []
+        self.snapshots = 0
+
+    @staticmethod
+    def _drop_batch(batch) -> int:
+        batch.uploaded.release()
+        return len(batch.frames)
+
+    def run(self) -> PreviewSummary:
+        started = time.monotonic()
+        for stage in self.stages:
+            stage.start()
+        keep = True
+        try:
+            self._loop(started)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a live preview ends: stop cleanly, keep the recordings
+        except BaseException:
+            keep = False
+            raise
+        finally:
+            self.stop_capture.set()
+            self._drain()
+            for stage in self.stages:
+                stage.join()
+            if self.control.error is not None:
+                keep = False
+            for recorder in self.recorders:
+                recorder.finish(keep)
+            if self.options.window:
+                cv2.destroyAllWindows()
+        if self.control.error is not None:
+            raise self.control.error
+        return PreviewSummary(
+            captured=self.capture.stats.frames,
+            derained=self.derained_count,
+            dropped=self._dropped(),
+            seconds=time.monotonic() - started,
+            latencies_ms=self.latencies_ms,
+            reconnects=self.capture.reconnects,
+            outputs=[str(recorder.target) for recorder in self.recorders if recorder.writer.frames],
+        )
+
+    def _loop(self, started: float) -> None:
+        options = self.options
+        while True:
+            if options.duration is not None and time.monotonic() - started >= options.duration:
+                return
+            item = self.derained.get_nowait()
+            if item is None:
+                if self.control.stop.is_set():
+                    return
+                if options.window:
+                    if self._handle_key(cv2.waitKey(IDLE_WAIT_MS)):
+                        return
+                else:
+                    time.sleep(IDLE_WAIT_MS / MS)
+                continue
+            if item is END:
+                return
+            if self._show(item):
+                return
+            if options.max_frames is not None and self.derained_count >= options.max_frames:
+                return
+
+    def _show(self, item) -> bool:
+        """Record a derained batch and show its newest frame; True when the user asked to quit."""
+        item.derained.wait()
+        images = item.derained.numpy()
+        now = time.monotonic()
+        for frame, image in zip(item.frames, images, strict=True):
+            if self.options.max_frames is not None and self.derained_count >= self.options.max_frames:
+                break
+            self.latencies_ms.append((now - frame.captured) * MS)
+            for recorder, picture in zip(self.recorders, (image, frame.image), strict=False):
+                recorder.writer.write(picture, frame.pts, frame.colour)
+            self.derained_count += 1
+        newest_input, newest_output = item.frames[-1].image, images[-1].copy()
+        item.derained.release()
+        if not self.options.window:
+            return False
+        self._last = (newest_input, newest_output)
+        cv2.imshow(WINDOW_TITLE, self._compose(newest_input, newest_output, now))
+        return self._handle_key(cv2.waitKey(1))
+
+    def _compose(self, rainy: np.ndarray, derained: np.ndarray, now: float) -> np.ndarray:
+        picture = np.concatenate([rainy, derained], axis=1) if self.side_by_side else derained
+        picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+        elapsed = max(now - self.capture.started, 1e-6)
+        lines = [
+            f"in {self.capture.stats.frames / elapsed:.1f} fps  out {self.derained_count / elapsed:.1f} fps",
+            f"latency {self.latencies_ms[-1]:.0f} ms  dropped {self._dropped()}",
+            f"reconnects {self.capture.reconnects}",
+        ]
+        for row, text in enumerate(lines):
+            origin = (8, OVERLAY_LINE * (row + 1))
+            cv2.putText(
+                picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, OVERLAY_SCALE, (0, 0, 0), 3, cv2.LINE_AA
+            )
+            cv2.putText(
+                picture,
+                text,
+                origin,
+                cv2.FONT_HERSHEY_SIMPLEX,
+                OVERLAY_SCALE,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
+        return picture
+
+    def _dropped(self) -> int:
+        if not isinstance(self.frames, LatestQueue):
+            return 0
+        return self.frames.dropped + self.batches.dropped
+
+    def _handle_key(self, key: int) -> bool:
+        key &= 0xFF
+        if key in (ord("q"), KEY_ESC):
+            return True
+        if key == ord(" "):
+            self.side_by_side = not self.side_by_side
+        elif key == ord("s") and hasattr(self, "_last"):
+            self.snapshots += 1
+            name = f"vidderain-snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{self.snapshots}.png"
+            path = self.options.snapshot_dir / name
+            cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(self._last, axis=1), cv2.COLOR_RGB2BGR))
+            print(f"snapshot: {path}", file=sys.stderr)
+        return False
+
+    def _drain(self) -> None:
+        """Consume what is left in flight after stopping, so every stage can reach its end."""
+        while any(stage.is_alive() for stage in self.stages):
+            item = self.derained.get_nowait()
+            if item is None:
+                time.sleep(IDLE_WAIT_MS / MS)
+            elif item is not END:
+                item.derained.wait()
+                item.derained.release()
