@@ -1,3 +1,7 @@
 """vidderain: real-time video deraining with RRANet."""
 
+# OpenCV must be loaded before PyAV: with av imported first, OpenCV's Qt window (cv2.namedWindow/imshow)
+# hangs forever (seen with PyAV 18.1 and opencv-python 5.0 under X); in this order both work.
+import cv2  # noqa: F401  (isort: keep this first)
+
 __version__ = "0.1.0"

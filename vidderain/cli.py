@@ -127,7 +127,7 @@ def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
 def command_preview(args: argparse.Namespace) -> int:
     from vidderain.engine import EncodeOptions
     from vidderain.live.capture import SourceOptions
-    from vidderain.live.preview import Preview, PreviewOptions, check_display
+    from vidderain.live.preview import Preview, PreviewOptions
 
     size = None
     if args.size:
@@ -153,11 +153,9 @@ def command_preview(args: argparse.Namespace) -> int:
     )
     quiet = args.quiet or args.json
     err = Console(stderr=True)
-    if options.window:
-        check_display()  # before loading the model: the error comes alone, and fast
+    preview = Preview(options)  # checks the display, outputs and source before the model loads
     derainer, config_name = load_derainer(args, err, quiet)
-    preview = Preview(options, derainer)
-    summary = preview.run()
+    summary = preview.run(derainer)
     report = summary.to_dict()
     if args.json:
         print(json.dumps({**report, "config": config_name, "device": str(derainer.device)}))

@@ -110,7 +110,9 @@ class Recorder:
 
 
 class Preview:
-    def __init__(self, options: PreviewOptions, derainer: Derainer) -> None:
+    """Opened (source checked, outputs checked) before the model loads; ``run`` builds the stages."""
+
+    def __init__(self, options: PreviewOptions) -> None:
         if options.window:
             check_display()
         elif options.output is None:
@@ -123,8 +125,14 @@ class Preview:
         self.source.open()
         self.control = PipelineControl()
         self.stop_capture = threading.Event()
+        self.side_by_side = True
+        self.derained_count = 0
+        self.latencies_ms: list[float] = []
+        self.snapshots = 0
+
+    def _build(self, derainer: Derainer) -> None:
+        options, batch = self.options, self.options.batch
         live = options.source.kind != "file" or options.source.realtime
-        batch = options.batch
         # Live: keep only the newest frames and the newest uploaded batch. A file not played in real time
         # is processed frame by frame like `vidderain run`, with blocking queues.
         self.frames = LatestQueue(batch, self.control) if live else StageQueue(2 * batch, self.control)
@@ -144,17 +152,18 @@ class Preview:
             for path in (options.output, options.record_input)
             if path is not None
         ]
-        self.side_by_side = True
-        self.derained_count = 0
-        self.latencies_ms: list[float] = []
-        self.snapshots = 0
 
     @staticmethod
     def _drop_batch(batch) -> int:
         batch.uploaded.release()
         return len(batch.frames)
 
-    def run(self) -> PreviewSummary:
+    def run(self, derainer: Derainer) -> PreviewSummary:
+        self._build(derainer)
+        if self.options.window:
+            # Create the window (and OpenCV's GUI toolkit) on this thread before any stage thread starts.
+            cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE)
+            cv2.waitKey(1)
         started = time.monotonic()
         for stage in self.stages:
             stage.start()
