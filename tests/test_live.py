@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -174,22 +175,27 @@ def test_missing_camera_and_bad_options(tmp_path):
 
 
 @needs_xvfb
-def test_window_shows_input_and_output_side_by_side(tmp_path, identity_weights):
+def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, identity_weights):
     display = ":97"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"])
     try:
         time.sleep(1.0)
         env = {**os.environ, "DISPLAY": display}
-        spec = ClipSpec(width=160, height=96, frames=150, fps=25, content="gradient")
+        spec = ClipSpec(width=160, height=96, frames=250, fps=25, content="gradient")
         clip = make_clip(tmp_path / "in.mp4", spec)
         process = subprocess.Popen(
-            [sys.executable, "-m", "vidderain", "preview", str(clip), "--realtime", "--duration", "8",
+            [sys.executable, "-m", "vidderain", "preview", str(clip), "--realtime", "--duration", "30",
              "--weights", str(identity_weights), "--device", "cpu", "--snapshot-dir", str(tmp_path)],
             env=env, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         shot = tmp_path / "screen.png"
         time.sleep(5)
         subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True, timeout=30)
+        if shutil.which("xdotool"):
+            for key in ("s", "space", "q"):  # snapshot, toggle the view, quit
+                command = ["xdotool", "search", "--name", "vidderain", "windowfocus", "--sync", "key", key]
+                subprocess.run(command, env=env, timeout=30, capture_output=True)
+                time.sleep(0.5)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
     finally:
@@ -206,3 +212,31 @@ def test_window_shows_input_and_output_side_by_side(tmp_path, identity_weights):
     assert best > 0.9
     neighbours = [scores[y, x + dx] for dx in (-160, 160) if 0 <= x + dx < scores.shape[1]]
     assert max(neighbours) > 0.9, "only one half of the side-by-side view is on the screen"
+    if shutil.which("xdotool"):
+        snapshots = list(tmp_path.glob("vidderain-snapshot-*.png"))
+        assert len(snapshots) == 1 and cv2.imread(str(snapshots[0])).shape == (96, 320, 3)
+        summary = stderr.strip().splitlines()
+        assert any("derained" in line for line in summary)
+        assert "snapshot:" in stderr  # and `q` ended the run long before --duration 30 (communicate above)
+
+
+def test_ctrl_c_ends_a_recording_cleanly(tmp_path, weights):
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=500, fps=25))
+    out = tmp_path / "rec.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidderain", "preview", str(clip), "--realtime", "--no-window", "-o", str(out),
+         "--weights", str(weights), "--device", "cpu", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".rec.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.1)
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    summary = json.loads(stdout)
+    recorded = read_video(out)
+    assert 0 < recorded.frames == summary["derained"] and summary["captured"] < 500
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "rec.mp4"]
