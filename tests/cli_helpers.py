@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,6 +24,18 @@ def vidderain(*args: object, timeout: float = 300) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "vidderain", *map(str, args)], capture_output=True, text=True, timeout=timeout
     )
+
+
+@contextlib.contextmanager
+def background(command: list[object], **kwargs: Any) -> Iterator[subprocess.Popen]:
+    """A process for the test to drive, killed when the test ends however it ends."""
+    process = subprocess.Popen([str(part) for part in command], **kwargs)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli_helpers import assert_one_line_error, save_tiny_weights, vidderain
+from tests.cli_helpers import assert_one_line_error, background, save_tiny_weights, vidderain
 from tests.media import ClipSpec, make_clip, read_planes, read_video
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.tiling import derain_tiled
@@ -216,29 +216,26 @@ def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
     # The untrained lite model at 160x96 takes ~0.1 s a frame here, so the run is mid-way when interrupted.
     source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=150, audio=True))
     target = tmp_path / "clean.mp4"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vidderain",
-            "run",
-            source,
-            "-o",
-            target,
-            "--config",
-            "rranet-lite",
-            "--batch",
-            "2",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not any(p.name.startswith(".clean.vidderain") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, "the run never started writing"
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "vidderain",
+        "run",
+        source,
+        "-o",
+        target,
+        "--config",
+        "rranet-lite",
+        "--batch",
+        2,
+    ]
+    with background(command, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".clean.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     partial = tmp_path / "clean.partial.mp4"
     assert not target.exists() and partial.is_file()

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, save_tiny_weights, vidderain
+from tests.cli_helpers import assert_one_line_error, background, save_tiny_weights, vidderain
 from tests.media import ClipSpec, make_clip, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,21 +105,19 @@ def test_reads_derains_and_records_an_rtsp_stream(tmp_path, rtsp_server, weights
 @needs_rtsp
 def test_reconnects_when_the_server_restarts_and_keeps_recording(tmp_path, rtsp_server, weights):
     out = tmp_path / "live.mp4"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vidderain", "preview", rtsp_server.url, "--no-window", "-o", out,
-         "--duration", "14", "--weights", weights, "--device", "cpu", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".live.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.1)
-    time.sleep(2)
-    rtsp_server.stop()
-    outage = 2.0
-    time.sleep(outage)
-    rtsp_server.start()
-    stdout, stderr = process.communicate(timeout=60)
+    command = [sys.executable, "-m", "vidderain", "preview", rtsp_server.url, "--no-window", "-o", out,
+               "--duration", 14, "--weights", weights, "--device", "cpu", "--json"]  # fmt: skip
+    with background(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".live.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.1)
+        time.sleep(2)
+        rtsp_server.stop()
+        outage = 2.0
+        time.sleep(outage)
+        rtsp_server.start()
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     summary = json.loads(stdout)
     assert summary["reconnects"] >= 1
@@ -176,27 +174,34 @@ def test_missing_camera_and_bad_options(tmp_path):
 
 @needs_xvfb
 def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, identity_weights):
-    display = ":97"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"])
+    # -displayfd: Xvfb picks a free display number and writes it once the server is ready.
+    command = ["Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"]
+    xvfb = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
-        env = {**os.environ, "DISPLAY": display}
+        env = {**os.environ, "DISPLAY": f":{xvfb.stdout.readline().strip()}"}
         spec = ClipSpec(width=160, height=96, frames=250, fps=25, content="gradient")
         clip = make_clip(tmp_path / "in.mp4", spec)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "vidderain", "preview", str(clip), "--realtime", "--duration", "30",
-             "--weights", str(identity_weights), "--device", "cpu", "--snapshot-dir", str(tmp_path)],
-            env=env, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        shot = tmp_path / "screen.png"
-        time.sleep(5)
-        subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True, timeout=30)
-        if shutil.which("xdotool"):
-            for key in ("s", "space", "q"):  # snapshot, toggle the view, quit
-                command = ["xdotool", "search", "--name", "vidderain", "windowfocus", "--sync", "key", key]
-                subprocess.run(command, env=env, timeout=30, capture_output=True)
-                time.sleep(0.5)
-        _, stderr = process.communicate(timeout=60)
+        command = [sys.executable, "-m", "vidderain", "preview", clip, "--realtime", "--duration", 30,
+                   "--weights", identity_weights, "--device", "cpu", "--snapshot-dir", tmp_path]  # fmt: skip
+        with background(command, env=env, stderr=subprocess.PIPE, text=True) as process:
+            shot = tmp_path / "screen.png"
+            time.sleep(5)
+            subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True, timeout=30)
+            if shutil.which("xdotool"):
+                for key in ("s", "space", "q"):  # snapshot, toggle the view, quit
+                    command = [
+                        "xdotool",
+                        "search",
+                        "--name",
+                        "vidderain",
+                        "windowfocus",
+                        "--sync",
+                        "key",
+                        key,
+                    ]
+                    subprocess.run(command, env=env, timeout=30, capture_output=True)
+                    time.sleep(0.5)
+            _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr
     finally:
         xvfb.kill()
@@ -223,18 +228,16 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
 def test_ctrl_c_ends_a_recording_cleanly(tmp_path, weights):
     clip = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=500, fps=25))
     out = tmp_path / "rec.mp4"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vidderain", "preview", str(clip), "--realtime", "--no-window", "-o", str(out),
-         "--weights", str(weights), "--device", "cpu", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".rec.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.1)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    command = [sys.executable, "-m", "vidderain", "preview", clip, "--realtime", "--no-window", "-o", out,
+               "--weights", weights, "--device", "cpu", "--json"]  # fmt: skip
+    with background(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".rec.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.1)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     summary = json.loads(stdout)
     recorded = read_video(out)
