@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,16 @@ def background(command: list[object], **kwargs: Any) -> Iterator[subprocess.Pope
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def wait_until_writing(process: subprocess.Popen, folder: Path, target: str, timeout: float = 120) -> None:
+    """Block until the run has written into its hidden output file for ``target`` (its first frames)."""
+    deadline = time.monotonic() + timeout
+    prefix = f".{Path(target).stem}.vidderain"
+    while not any(path.name.startswith(prefix) and path.stat().st_size for path in folder.iterdir()):
+        assert process.poll() is None, f"the run ended before writing: {process.communicate()[1]}"
+        assert time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.1)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:

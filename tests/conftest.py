@@ -39,3 +39,19 @@ def tiny_config() -> ModelConfig:
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded per test, so each test draws its own images and failures reproduce."""
     return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random RRANet saved as vidderain weights (fast enough for whole videos on the CPU)."""
+    from tests.cli_helpers import save_tiny_weights
+
+    return save_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def identity_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny RRANet with its head zeroed: every stage returns its input, B_t = I."""
+    from tests.cli_helpers import save_tiny_weights
+
+    return save_tiny_weights(tmp_path_factory.mktemp("weights") / "identity.safetensors", identity=True)

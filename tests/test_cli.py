@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli_helpers import assert_one_line_error, save_tiny_weights, vidderain
+from tests.cli_helpers import assert_one_line_error, vidderain
 from tests.conftest import SAMPLES
 from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    return str(save_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors"))
+@pytest.fixture
+def weights(tiny_weights) -> str:
+    return str(tiny_weights)
 
 
 def test_info_lists_versions_device_and_configs():

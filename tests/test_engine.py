@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.cli_helpers import assert_one_line_error, background, save_tiny_weights, vidderain
+from tests.cli_helpers import assert_one_line_error, background, vidderain, wait_until_writing
 from tests.media import ClipSpec, make_clip, read_planes, read_video
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.tiling import derain_tiled
@@ -25,14 +24,9 @@ from vidderain.weights import load_weights
 BT709 = {"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1}
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return save_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def identity_weights(tmp_path_factory) -> Path:
-    return save_tiny_weights(tmp_path_factory.mktemp("w") / "identity.safetensors", identity=True)
+@pytest.fixture
+def weights(tiny_weights: Path) -> Path:
+    return tiny_weights
 
 
 def derain(source: Path, target: Path, weights: Path, *options: object) -> subprocess.CompletedProcess:
@@ -230,10 +224,7 @@ def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
         2,
     ]
     with background(command, stderr=subprocess.PIPE, text=True) as process:
-        deadline = time.monotonic() + 120
-        while not any(p.name.startswith(".clean.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
-            assert process.poll() is None and time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.1)
+        wait_until_writing(process, tmp_path, "clean.mp4")
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.cli_helpers import assert_one_line_error, background, save_tiny_weights, vidderain
+from tests.cli_helpers import assert_one_line_error, background, vidderain, wait_until_writing
 from tests.media import ClipSpec, make_clip, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,14 +76,9 @@ def rtsp_server():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return save_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def identity_weights(tmp_path_factory) -> Path:
-    return save_tiny_weights(tmp_path_factory.mktemp("w") / "identity.safetensors", identity=True)
+@pytest.fixture
+def weights(tiny_weights: Path) -> Path:
+    return tiny_weights
 
 
 def preview(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -108,10 +103,7 @@ def test_reconnects_when_the_server_restarts_and_keeps_recording(tmp_path, rtsp_
     command = [sys.executable, "-m", "vidderain", "preview", rtsp_server.url, "--no-window", "-o", out,
                "--duration", 14, "--weights", weights, "--device", "cpu", "--json"]  # fmt: skip
     with background(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        deadline = time.monotonic() + 60
-        while not any(p.name.startswith(".live.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-            time.sleep(0.1)
+        wait_until_writing(process, tmp_path, "live.mp4")
         time.sleep(2)
         rtsp_server.stop()
         outage = 2.0
@@ -231,10 +223,7 @@ def test_ctrl_c_ends_a_recording_cleanly(tmp_path, weights):
     command = [sys.executable, "-m", "vidderain", "preview", clip, "--realtime", "--no-window", "-o", out,
                "--weights", weights, "--device", "cpu", "--json"]  # fmt: skip
     with background(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        deadline = time.monotonic() + 60
-        while not any(p.name.startswith(".rec.vidderain") and p.stat().st_size for p in tmp_path.iterdir()):
-            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-            time.sleep(0.1)
+        wait_until_writing(process, tmp_path, "rec.mp4")
         time.sleep(1)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)

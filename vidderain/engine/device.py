@@ -12,14 +12,13 @@ On the CPU the same calls run synchronously with plain tensors.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from vidderain.engine.stage import POLL_SECONDS, PipelineControl, Stopped
+from vidderain.engine.stage import PipelineControl, StageQueue
 from vidderain.engine.tiling import derain_tiled
 from vidderain.inference import Derainer
 
@@ -61,18 +60,12 @@ class PinnedPool:
 
     def __init__(self, shape: tuple[int, ...], count: int, control: PipelineControl) -> None:
         self.shape = shape
-        self._free: queue.Queue[torch.Tensor] = queue.Queue()
+        self._free = StageQueue(count, control)
         for _ in range(count):
             self._free.put(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
-        self._control = control
 
     def acquire(self) -> torch.Tensor:
-        while True:
-            try:
-                return self._free.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                if self._control.stop.is_set():
-                    raise Stopped from None
+        return self._free.get()
 
     def release(self, buffer: torch.Tensor) -> None:
         self._free.put(buffer)
