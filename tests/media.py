@@ -28,13 +28,15 @@ class ClipSpec:
     corrupt_packet: int | None = (
         None  # the first non-key video packet from this index gets a broken NAL header
     )
-    content: str = "noise"  # "noise" or "gradient" (smooth, for colour checks)
+    content: str = "noise"  # "noise", "gradient" (smooth, for colour checks) or "still" (one gradient frame)
     gop: int = 5
     crf: int = 20  # 0: lossless
 
 
 def frame_content(spec: ClipSpec, index: int, rng: np.random.Generator) -> np.ndarray:
-    if spec.content == "gradient":
+    if spec.content == "still":
+        index = 0
+    if spec.content in ("gradient", "still"):
         y, x = np.mgrid[0 : spec.height, 0 : spec.width]
         red = 255 * x / max(spec.width - 1, 1)
         green = 255 * y / max(spec.height - 1, 1)

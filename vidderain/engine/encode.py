@@ -87,7 +87,7 @@ class VideoWriter:
 
     @property
     def opened(self) -> bool:
-        return self.output is not None
+        return self.size is not None
 
     def write(self, image: np.ndarray, pts: int, colour: Colour, rotation: int = 0) -> None:
         height, width = image.shape[:2]
@@ -113,10 +113,19 @@ class VideoWriter:
         if self.output is not None:
             self.output.mux(self.video_stream.encode(None))
 
-    def close(self) -> None:
-        if self.output is not None:
-            with contextlib.suppress(av.error.FFmpegError):  # after a failure: the caller discards the file
-                self.output.close()
+    def close(self, discard: bool = False) -> None:
+        """Write the trailer (the mp4 index) and close; a failure here is an error, unless discarding."""
+        if self.output is None:
+            return
+        output, self.output = self.output, None
+        if discard:
+            with contextlib.suppress(av.error.FFmpegError):
+                output.close()
+            return
+        try:
+            output.close()
+        except av.error.FFmpegError as error:
+            raise VidderainError(f"cannot finish writing {self.target}: {error}") from None
 
     def _open(self, width: int, height: int, colour: Colour, rotation: int) -> None:
         try:
@@ -196,8 +205,10 @@ class EncodeStage(Stage):
                     self._mux_passthrough(wait=False)
             with self.stats:
                 self._finish()
-        finally:
-            self.writer.close()
+        except BaseException:
+            self.writer.close(discard=True)
+            raise
+        self.writer.close()
 
     def _mux_passthrough(self, wait: bool) -> None:
         """Copy pending audio/subtitle packets; with ``wait``, until the decoder has sent its last one."""

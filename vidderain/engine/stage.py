@@ -9,6 +9,7 @@ raises that one error after all threads have ended.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -119,6 +120,10 @@ class Stage(threading.Thread):
         self.stats = StageStats(name)
 
     def run(self) -> None:
+        # Signals must reach the main thread only: a SIGINT landing here would interrupt FFmpeg's I/O in
+        # the middle of a write. Threads this one starts (encoder, decoder, torch) inherit the mask.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self.work()
         except Stopped:

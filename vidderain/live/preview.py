@@ -98,14 +98,17 @@ class Recorder:
         self.writer = VideoWriter(self.temp, options, LIVE_TIME_BASE, rate)
 
     def finish(self, keep: bool) -> None:
-        try:
-            if keep and self.writer.opened:
-                self.writer.finish()
-        finally:
-            self.writer.close()
         if keep and self.writer.opened:
+            try:
+                self.writer.finish()
+                self.writer.close()
+            except BaseException:
+                self.writer.close(discard=True)
+                self.temp.unlink(missing_ok=True)
+                raise
             os.replace(self.temp, self.target)
         else:
+            self.writer.close(discard=True)
             self.temp.unlink(missing_ok=True)
 
 
