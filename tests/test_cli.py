@@ -55,13 +55,15 @@ def test_run_on_a_folder_writes_every_image(tmp_path, weights):
         assert read_rgb(tmp_path / "out" / name).shape == read_rgb(SAMPLES / "rainy" / name).shape
 
 
-def test_run_without_weights_warns_it_is_untrained_or_uses_shipped(tmp_path):
-    result = vidderain(
-        "run", SAMPLES / "rainy" / "coffee.png", "-o", tmp_path / "x.png", "--config", "rranet-lite"
-    )
+def test_run_uses_shipped_weights_and_warns_where_none_ship(tmp_path):
+    source = SAMPLES / "rainy" / "coffee.png"
+    result = vidderain("run", source, "-o", tmp_path / "x.png")
     assert result.returncode == 0, result.stderr
-    assert "untrained" in result.stderr or "rranet-lite" in result.stderr
-    assert (tmp_path / "x.png").is_file()
+    assert "untrained" not in result.stderr and "rranet-lite" in result.stderr
+    result = vidderain("run", source, "-o", tmp_path / "y.png", "--config", "rranet")
+    assert result.returncode == 0, result.stderr
+    assert "no trained weights ship for 'rranet'" in result.stderr
+    assert (tmp_path / "x.png").is_file() and (tmp_path / "y.png").is_file()
 
 
 def test_missing_input(tmp_path):

@@ -207,7 +207,7 @@ def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, weights):
 
 
 def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
-    # The untrained lite model at 160x96 takes ~0.1 s a frame here, so the run is mid-way when interrupted.
+    # The lite model at 160x96 takes ~0.1 s a frame here, so the run is mid-way when interrupted.
     source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=150, audio=True))
     target = tmp_path / "clean.mp4"
     command = [

@@ -133,7 +133,7 @@ def test_unreachable_stream_fails_within_the_timeout(tmp_path, weights):
 
 
 def test_a_source_faster_than_the_model_drops_frames_and_latency_stays_bounded(tmp_path):
-    # 25 fps in real time; the untrained lite model manages a few fps here, so most frames must be dropped.
+    # 25 fps in real time; the lite model manages a few fps here, so most frames must be dropped.
     clip = make_clip(tmp_path / "fast.mp4", ClipSpec(width=160, height=96, frames=75, fps=25))
     result = preview(clip, "--realtime", "--no-window", "-o", tmp_path / "o.mp4", "--config", "rranet-lite")
     assert result.returncode == 0, result.stderr

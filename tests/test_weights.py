@@ -74,3 +74,21 @@ def test_files_that_are_not_vidderain_weights(tmp_path):
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(WeightsError, match="holds no vidderain RRANet config"):
         load_weights(foreign)
+
+
+def test_shipped_default_weights_derain_the_held_out_sample():
+    # rocket is the photograph kept out of training (pipelines/train.py --holdout rocket); its sample has
+    # heavy synthetic rain. The default model must clearly beat the rainy input.
+    from tests.conftest import SAMPLES, image_tensor
+    from vidderain.inference import Derainer, load_model
+    from vidderain.metrics import psnr_y, ssim_y
+
+    loaded = load_model()
+    assert loaded.weights.endswith("rranet-lite.safetensors") and loaded.config.name == "rranet-lite"
+    rainy, clean = (
+        image_tensor(SAMPLES / "rainy" / "rocket.png"),
+        image_tensor(SAMPLES / "clean" / "rocket.png"),
+    )
+    derained = Derainer(loaded.model, torch.device("cpu")).derain_tensor(rainy)
+    assert psnr_y(derained, clean).item() > psnr_y(rainy, clean).item() + 5
+    assert ssim_y(derained, clean).item() > ssim_y(rainy, clean).item() + 0.1
