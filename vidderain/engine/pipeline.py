@@ -23,7 +23,7 @@ from vidderain.engine.decode import DecodeStage, InputVideo, open_input
 from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_codec
 from vidderain.engine.infer import BatchStage, InferStage
-from vidderain.engine.stage import PipelineControl, Stage, StageQueue
+from vidderain.engine.stage import PipelineControl, Stage, StageQueue, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 
@@ -237,10 +237,9 @@ def _monitor(
     warn: Callable[[str], None],
 ) -> None:
     """Wait for every stage; the first Ctrl-C drains the pipeline, a second one stops it at once."""
-    while any(stage.is_alive() for stage in stages):
+    while not all_done(stages):
         try:
-            for stage in stages:
-                stage.join(MONITOR_SECONDS / len(stages))
+            time.sleep(MONITOR_SECONDS)
             report()
         except KeyboardInterrupt:
             if interrupt.is_set():

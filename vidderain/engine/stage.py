@@ -111,6 +111,10 @@ class StageStats:
         return self.frames / self.busy_seconds if self.busy_seconds > 0 else float("inf")
 
 
+def all_done(stages: list[Stage]) -> bool:
+    return all(stage.done.is_set() for stage in stages)
+
+
 class Stage(threading.Thread):
     """A pipeline stage: ``work`` runs on its own thread; an exception stops the whole pipeline."""
 
@@ -118,6 +122,9 @@ class Stage(threading.Thread):
         super().__init__(name=f"vidderain-{name}", daemon=True)
         self.control = control
         self.stats = StageStats(name)
+        # Set when work() has returned. Waiters poll this rather than join() with a timeout: a Ctrl-C that
+        # lands inside join() can leave is_alive() False for a thread that is still finishing its file.
+        self.done = threading.Event()
 
     def run(self) -> None:
         # Signals must reach the main thread only: a SIGINT landing here would interrupt FFmpeg's I/O in
@@ -130,6 +137,8 @@ class Stage(threading.Thread):
             pass
         except BaseException as error:  # any failure, KeyboardInterrupt included, must reach the main thread
             self.control.fail(error)
+        finally:
+            self.done.set()
 
     def work(self) -> None:
         raise NotImplementedError

@@ -24,7 +24,7 @@ from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, VideoWriter
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.pipeline import check_output_path
-from vidderain.engine.stage import END, PipelineControl, StageQueue
+from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 from vidderain.live.capture import LIVE_TIME_BASE, CaptureStage, LatestQueue, LiveSource, SourceOptions
@@ -180,9 +180,7 @@ class Preview:
             raise
         finally:
             self.stop_capture.set()
-            self._drain()
-            for stage in self.stages:
-                stage.join()
+            self._drain()  # returns once every stage has finished
             if self.control.error is not None:
                 keep = False
             for recorder in self.recorders:
@@ -290,7 +288,7 @@ class Preview:
 
     def _drain(self) -> None:
         """Consume what is left in flight after stopping, so every stage can reach its end."""
-        while any(stage.is_alive() for stage in self.stages):
+        while not all_done(self.stages):
             item = self.derained.get_nowait()
             if item is None:
                 time.sleep(IDLE_WAIT_MS / MS)
