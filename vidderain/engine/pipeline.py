@@ -209,6 +209,8 @@ def _run(
         stages, control, interrupt, lambda: on_progress and on_progress(encode.stats.frames, expected), warn
     )
     seconds = time.perf_counter() - started
+    for stage in stages:  # every stage has finished its work; let the threads exit
+        stage.join()
 
     if control.error is not None:
         raise control.error
