@@ -22,7 +22,7 @@ from rich.table import Table
 
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.colour import Colour
-from vidderain.inference import Derainer, load_model, resolve_device
+from vidderain.inference import Derainer, default_batch, load_model, resolve_device
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "samples" / "rainy_clip.mp4"
 
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, help="frames per model call (default: the CLI's, by device)")
     parser.add_argument("--seconds", type=float, help="use only the clip's first SECONDS")
     args = parser.parse_args()
 
@@ -126,6 +126,7 @@ def main() -> None:
     device = resolve_device(args.device)
     loaded = load_model(args.config, args.weights)
     derainer = Derainer(loaded.model, device, args.precision)
+    args.batch = args.batch if args.batch is not None else default_batch(device)
     options = EncodeOptions()
 
     frames, colour, rate, decode_seconds = decode_all(args.clip, args.seconds)

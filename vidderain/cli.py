@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=Path, required=True, help="output video, image, or folder")
     add_model_options(run)
     video = run.add_argument_group("video")
-    video.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    video.add_argument("--batch", type=int, help="frames per model call (default 1 on the CPU, 4 on CUDA)")
     add_encoder_options(video)
     video.add_argument(
         "--tile",
@@ -243,8 +243,10 @@ def command_run(args: argparse.Namespace) -> int:
     # Every user error surfaces before the model loads, so an error is the only line printed.
     if is_video:
         from vidderain.engine.pipeline import prepare_video
+        from vidderain.inference import default_batch, resolve_device
 
-        job = video_job(args)
+        batch = args.batch if args.batch is not None else default_batch(resolve_device(args.device))
+        job = video_job(args, batch)
         source = prepare_video(job)
     else:
         from vidderain.stills import plan_outputs
@@ -270,13 +272,13 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def video_job(args: argparse.Namespace):
+def video_job(args: argparse.Namespace, batch: int):
     from vidderain.engine import EncodeOptions, VideoJob
 
     return VideoJob(
         input=args.input,
         output=args.output,
-        batch=args.batch,
+        batch=batch,
         tile=args.tile,
         start=args.start,
         end=args.end,

@@ -18,6 +18,9 @@ from vidderain.weights import load_weights, pretrained_path, read_config
 Precision = Literal["fp32", "fp16", "bf16"]
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 UINT8_MAX = 255
+# Frames per model call when --batch is not given: on the CPU one frame at a time is fastest (640x360,
+# lite: 1.12 fps at 1, 1.09 at 2, 0.93 at 4); a GPU needs several frames in flight to fill.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -66,6 +69,10 @@ def load_model(config: str | None = None, weights: str | Path | None = None) -> 
     return LoadedModel(build_model(model_config), "untrained")
 
 
+def default_batch(device: torch.device) -> int:
+    return DEFAULT_BATCH.get(device.type, 1)
+
+
 class Derainer:
     """Runs RRANet on batches of uint8 RGB frames (N, H, W, 3) and returns uint8 frames."""
 
@@ -74,7 +81,9 @@ class Derainer:
             raise VidderainError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
         if precision == "fp16" and device.type == "cpu":
             raise VidderainError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
-        self.model = model.to(device).eval()
+        # channels_last: +19% on the lite model at 640x360 on this project's CPU (1.12 -> 1.33 fps), and
+        # the layout cuDNN's tensor-core convolutions want.
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.device = device
         self.precision = precision
 
@@ -87,6 +96,7 @@ class Derainer:
     def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] on the device -> derained float32 in [0, 1]."""
         # RLCN outside autocast: its E[x^2] - E[x]^2 needs float32 (the kernel and torch path both use it).
+        rainy = rainy.contiguous(memory_format=torch.channels_last)
         rlcn_image = self.model.rlcn(rainy)
         with self.autocast():
             derained = self.model(rainy, rlcn_image=rlcn_image)
