@@ -132,6 +132,7 @@ class Preview:
         self.derained_count = 0
         self.latencies_ms: list[float] = []
         self.snapshots = 0
+        self.last_shown: tuple[np.ndarray, np.ndarray] | None = None  # (input, output), for snapshots
 
     def _build(self, derainer: Derainer) -> None:
         options, batch = self.options, self.options.batch
@@ -237,7 +238,7 @@ class Preview:
         item.derained.release()
         if not self.options.window:
             return False
-        self._last = (newest_input, newest_output)
+        self.last_shown = (newest_input, newest_output)
         cv2.imshow(WINDOW_TITLE, self._compose(newest_input, newest_output, now))
         return self._handle_key(cv2.waitKey(1))
 
@@ -278,11 +279,11 @@ class Preview:
             return True
         if key == ord(" "):
             self.side_by_side = not self.side_by_side
-        elif key == ord("s") and hasattr(self, "_last"):
+        elif key == ord("s") and self.last_shown is not None:
             self.snapshots += 1
             name = f"vidderain-snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{self.snapshots}.png"
             path = self.options.snapshot_dir / name
-            cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(self._last, axis=1), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(self.last_shown, axis=1), cv2.COLOR_RGB2BGR))
             print(f"snapshot: {path}", file=sys.stderr)
         return False
 
