@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from vidderain.engine.tiling import derain_tiled
 from vidderain.inference import Derainer
 from vidderain.weights import load_weights
 
+ROOT = Path(__file__).resolve().parents[1]
 BT709 = {"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1}
 
 
@@ -273,3 +275,30 @@ def test_tiled_model_matches_whole_frames_without_seams(tmp_path, weights, sampl
     assert difference.mean() < 2 / 255
     # No seam: differences along tile borders are no larger than elsewhere by more than a small factor.
     assert difference[..., 100:130, :].mean() < 3 * difference.mean() + 1 / 255
+
+
+def test_tiles_and_bf16_stay_close_to_the_plain_run(tmp_path):
+    # Three frames of the rainy sample clip with the shipped model: tiling (3x2 tiles of 256 px) and bf16
+    # autocast must change the output far less than the model changes the input.
+    clip = ROOT / "samples" / "rainy_clip.mp4"
+
+    def frames(name: str, *options: object) -> np.ndarray:
+        result = vidderain("run", clip, "-o", tmp_path / name, "--end", 0.12, "--crf", 0, "-q", *options)
+        assert result.returncode == 0, result.stderr
+        with av.open(str(tmp_path / name)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(int)
+
+    plain, tiled, bf16 = (
+        frames("plain.mp4"),
+        frames("tiled.mp4", "--tile", 256),
+        frames("bf16.mp4", "--precision", "bf16"),
+    )
+    with av.open(str(clip)) as container:
+        rainy = np.stack(
+            [frame.to_ndarray(format="rgb24") for frame in itertools.islice(container.decode(video=0), 3)]
+        )
+    assert plain.shape == tiled.shape == bf16.shape == rainy.shape == (3, 360, 640, 3)
+    effect = np.abs(plain - rainy.astype(int)).mean()
+    assert effect > 2  # the model really removes rain here
+    assert np.abs(tiled - plain).mean() < effect / 20
+    assert np.abs(bf16 - plain).mean() < effect / 10
