@@ -1,0 +1,91 @@
+"""Paired dataset folders and the evaluation pipeline, on small folders made from the sample photos."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ROOT, SAMPLES
+from vidderain.data.paired import LAYOUTS, find_pairs
+from vidderain.errors import VidderainError
+from vidderain.imageio import read_rgb, write_rgb
+from vidderain.inference import Derainer
+from vidderain.metrics import psnr_rgb, psnr_y, ssim_rgb, ssim_y
+from vidderain.weights import load_weights
+
+
+def rain100_folder(root, ids):
+    (root / "rain").mkdir(parents=True)
+    (root / "norain").mkdir()
+    rainy, clean = (
+        read_rgb(SAMPLES / "rainy" / "astronaut.png"),
+        read_rgb(SAMPLES / "clean" / "astronaut.png"),
+    )
+    for number in ids:
+        write_rgb(root / "rain" / f"rain-{number}.png", rainy[: 40 + 2 * int(number), :48])
+        write_rgb(root / "norain" / f"norain-{number}.png", clean[: 40 + 2 * int(number), :48])
+    return root
+
+
+def test_rain100_layout_pairs_in_natural_order(tmp_path):
+    root = rain100_folder(tmp_path / "Rain100L", ["1", "2", "10"])
+    pairs = find_pairs(root, LAYOUTS["rain100"])
+    assert [key for key, _, _ in pairs] == ["1", "2", "10"]
+    assert all(r.name == f"rain-{k}.png" and c.name == f"norain-{k}.png" for k, r, c in pairs)
+
+
+def test_unpaired_files_are_named_with_their_folder(tmp_path):
+    root = rain100_folder(tmp_path / "data", ["1", "2", "3"])
+    (root / "norain" / "norain-2.png").unlink()
+    with pytest.raises(VidderainError, match=r"rain-2\.png in .*/rain has no pair \(norain/norain-2\.png\)"):
+        find_pairs(root, LAYOUTS["rain100"])
+    (root / "rain" / "rain-2.png").unlink()
+    (root / "norain" / "norain-9.png").write_bytes(b"")
+    with pytest.raises(VidderainError, match=r"norain-9\.png in .*/norain has no pair"):
+        find_pairs(root, LAYOUTS["rain100"])
+    with pytest.raises(VidderainError, match="dataset folder not found"):
+        find_pairs(tmp_path / "missing", LAYOUTS["rain100"])
+
+
+def test_evaluation_table_matches_metrics_computed_directly(tmp_path, tiny_weights):
+    data = tmp_path / "data"
+    for name in ("rocket", "chelsea"):
+        for kind in ("rainy", "clean"):
+            (data / kind).mkdir(parents=True, exist_ok=True)
+            write_rgb(data / kind / f"{name}.png", read_rgb(SAMPLES / kind / f"{name}.png")[:96, :120])
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "evaluate.py"), "--data", str(data), "--weights",
+         str(tiny_weights), "--device", "cpu", "--out", str(out), "--sheet", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(out / "metrics.csv") as handle:
+        rows = {row["name"]: row for row in csv.DictReader(handle)}
+    assert sorted(rows) == ["chelsea.png", "rocket.png"]
+
+    derainer = Derainer(load_weights(tiny_weights), torch.device("cpu"))
+    to_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].double() / 255  # noqa: E731
+    for name, row in rows.items():
+        rainy, clean = read_rgb(data / "rainy" / name), read_rgb(data / "clean" / name)
+        derained = to_tensor(derainer(rainy[None])[0])
+        for metric, value in (
+            ("psnr_y", psnr_y),
+            ("ssim_y", ssim_y),
+            ("psnr_rgb", psnr_rgb),
+            ("ssim_rgb", ssim_rgb),
+        ):
+            assert float(row[metric]) == pytest.approx(value(derained, to_tensor(clean)).item(), abs=1e-9)
+        assert float(row["input_psnr_y"]) == pytest.approx(psnr_y(to_tensor(rainy), to_tensor(clean)).item())
+
+    average = next(line for line in (out / "metrics.md").read_text().splitlines() if "average" in line)
+    mean_psnr = np.mean([float(row["psnr_y"]) for row in rows.values()])
+    assert average.split("|")[2].strip() == f"{mean_psnr:.2f}"
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape == (2 * 160, 3 * 200, 3)  # worst and best rows; input | output | ground truth
