@@ -1,0 +1,64 @@
+"""Training a few iterations on a tiny paired folder; a resumed run matches the uninterrupted one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+import yaml
+
+from tests.conftest import ROOT, SAMPLES
+from vidderain.config import load_model_config
+from vidderain.imageio import read_rgb, write_rgb
+from vidderain.models import build_model
+from vidderain.weights import load_weights, read_metadata
+
+
+def train(config, out, *options) -> subprocess.CompletedProcess:
+    script = str(ROOT / "pipelines" / "train.py")
+    command = [sys.executable, script, "--config", str(config), "--out", str(out), "--device", "cpu",
+               "--threads", "1", *map(str, options)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
+    data = tmp_path / "data"
+    for name in ("rocket", "chelsea", "astronaut"):
+        for kind in ("rainy", "clean"):
+            (data / kind).mkdir(parents=True, exist_ok=True)
+            write_rgb(data / kind / f"{name}.png", read_rgb(SAMPLES / kind / f"{name}.png")[:64, :80])
+    model = tmp_path / "tiny.yaml"
+    model.write_text(
+        "widths: [8, 12, 16]\nstages: 2\nattention_channels: 4\nrlcn_window: 7\nrlcn_eps: 0.03\n"
+    )
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": str(model),
+        "data": {"paired": {"root": str(data), "layout": "rainy-clean", "validation": str(data)}},
+        "train": {"iterations": 6, "batch": 2, "patch": 32, "validate_every": 3, "checkpoint_every": 2},
+    }))  # fmt: skip
+
+    whole = train(config, tmp_path / "whole")
+    assert "validation PSNR-Y" in whole.stderr
+    first = train(config, tmp_path / "resumed", "--stop-after", 3)
+    assert not (tmp_path / "resumed" / "tiny.safetensors").exists()  # stopped early: no export yet
+    second = train(config, tmp_path / "resumed", "--resume", tmp_path / "resumed" / "checkpoint.pt")
+    assert "resumed" in second.stderr and "iter 6/6" in second.stderr and "iter 3/6" in first.stderr
+
+    uninterrupted = load_weights(tmp_path / "whole" / "tiny.safetensors").state_dict()
+    resumed = load_weights(tmp_path / "resumed" / "tiny.safetensors").state_dict()
+    assert uninterrupted.keys() == resumed.keys()
+    for name in uninterrupted:
+        assert torch.equal(uninterrupted[name], resumed[name]), f"{name} differs after resume"
+    final_checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert final_checkpoint["iteration"] == 6
+    assert all(torch.equal(final_checkpoint["model"][n], uninterrupted[n]) for n in uninterrupted)
+    torch.manual_seed(0)  # the run's seed: its initial parameters
+    initial = build_model(load_model_config(model)).state_dict()
+    assert any(not torch.equal(initial[n], uninterrupted[n]) for n in uninterrupted), (
+        "training changed nothing"
+    )
+    assert read_metadata(tmp_path / "whole" / "tiny.safetensors")["vidderain.iterations"] == "6"
