@@ -69,6 +69,16 @@ def load_model(config: str | None = None, weights: str | Path | None = None) -> 
     return LoadedModel(build_model(model_config), "untrained")
 
 
+def frames_to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], on the frames' device."""
+    return frames.permute(0, 3, 1, 2).float().div_(UINT8_MAX)
+
+
+def unit_to_frames(images: torch.Tensor) -> torch.Tensor:
+    """float (N, 3, H, W) in [0, 1] -> rounded uint8 frames (N, H, W, 3) (a view: not contiguous)."""
+    return images.mul(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1)
+
+
 def default_batch(device: torch.device) -> int:
     return DEFAULT_BATCH.get(device.type, 1)
 
@@ -106,6 +116,5 @@ class Derainer:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
-        rainy = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(UINT8_MAX)
-        derained = self.derain_tensor(rainy)
-        return derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        derained = self.derain_tensor(frames_to_unit(torch.from_numpy(frames).to(self.device)))
+        return unit_to_frames(derained).cpu().numpy()

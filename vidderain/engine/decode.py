@@ -6,6 +6,7 @@ import contextlib
 import math
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -102,7 +103,7 @@ class DecodeStage(Stage):
         passthrough: queue.Queue,
         control: PipelineControl,
         interrupt: threading.Event,
-        warn: callable,
+        warn: Callable[[str], None],
     ) -> None:
         super().__init__("decode", control)
         self.source = source

@@ -20,9 +20,8 @@ import torch
 
 from vidderain.engine.stage import PipelineControl, StageQueue
 from vidderain.engine.tiling import derain_tiled
-from vidderain.inference import Derainer
+from vidderain.inference import Derainer, frames_to_unit, unit_to_frames
 
-UINT8_MAX = 255
 PINNED_BUFFERS = 3  # per direction: one being filled, one in flight, one spare
 
 
@@ -132,11 +131,7 @@ class DeviceRunner:
     @torch.inference_mode()
     def infer(self, batch: DeviceBatch) -> HostBatch:
         if not self.cuda:
-            rainy = batch.frames.permute(0, 3, 1, 2).float().div_(UINT8_MAX)
-            derained = self.derain(rainy)
-            return HostBatch(
-                derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-            )
+            return HostBatch(unit_to_frames(self.derain(frames_to_unit(batch.frames))).contiguous())
 
         count, height, width = batch.frames.shape[:3]
         pool = self._pool("out", height, width)
@@ -148,10 +143,7 @@ class DeviceRunner:
             started.record(self.compute_stream)
             # Allocated on the copy stream, used here: tell the caching allocator not to reuse it early.
             batch.frames.record_stream(self.compute_stream)
-            rainy = batch.frames.permute(0, 3, 1, 2).float().div_(UINT8_MAX)
-            derained = self.derain(rainy)
-            frames = derained.mul_(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1)
-            host[:count].copy_(frames, non_blocking=True)
+            host[:count].copy_(unit_to_frames(self.derain(frames_to_unit(batch.frames))), non_blocking=True)
             done.record(self.compute_stream)
         batch.release()
         return HostBatch(host[:count], started, done, lambda: pool.release(host))

@@ -9,6 +9,7 @@ surfaces as one error, and the half-written file is removed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -23,7 +24,7 @@ from vidderain.engine.decode import DecodeStage, InputVideo, open_input
 from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_codec
 from vidderain.engine.infer import BatchStage, InferStage
-from vidderain.engine.stage import PipelineControl, Stage, StageQueue, all_done
+from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 
@@ -50,22 +51,11 @@ class VideoJob:
 
 
 @dataclass
-class StageReport:
-    name: str
-    busy_seconds: float
-    frames: int
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.busy_seconds if self.busy_seconds > 0 else float("inf")
-
-
-@dataclass
 class RunSummary:
     output: Path
     frames: int
     seconds: float
-    stages: list[StageReport]
+    stages: list[StageStats]
     corrupt_packets: int
     repaired_timestamps: int
     partial: bool = False
@@ -215,8 +205,8 @@ def _run(
     if control.error is not None:
         raise control.error
     reports = [
-        StageReport(stage.stats.name, stage.stats.busy_seconds, stage.stats.frames) for stage in stages
-    ]
+        dataclasses.replace(stage.stats) for stage in stages
+    ]  # copies: the CUDA fix-up below edits one
     if runner.cuda:  # the model's time is the device's, measured with CUDA events
         reports[2].busy_seconds = max(reports[2].busy_seconds, infer.device_seconds)
     interrupted = interrupt.is_set()
