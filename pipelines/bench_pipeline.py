@@ -22,6 +22,7 @@ from rich.table import Table
 
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.colour import Colour
+from vidderain.engine.encode import VideoWriter
 from vidderain.inference import Derainer, default_batch, load_model, resolve_device
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "samples" / "rainy_clip.mp4"
@@ -46,28 +47,9 @@ def decode_all(clip: Path, seconds: float | None) -> tuple[list[np.ndarray], Col
     return frames, colour, rate, time.perf_counter() - started
 
 
-class Encoder:
-    """The engine's encoder settings, driven one frame at a time."""
-
-    def __init__(
-        self, path: Path, colour: Colour, rate: Fraction, width: int, height: int, options: EncodeOptions
-    ):
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream(options.codec, rate=rate)
-        self.stream.options = options.codec_options()
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
-        colour.tag(self.stream.codec_context)
-        self.colour, self.index = colour, 0
-
-    def write(self, image: np.ndarray) -> None:
-        frame = self.colour.from_rgb(image, "yuv420p")
-        frame.pts = self.index
-        self.index += 1
-        self.container.mux(self.stream.encode(frame))
-
-    def close(self) -> None:
-        self.container.mux(self.stream.encode(None))
-        self.container.close()
+def open_writer(path: Path, rate: Fraction, options: EncodeOptions) -> VideoWriter:
+    """The engine's own writer, with frames numbered 0, 1, 2... at the clip's rate."""
+    return VideoWriter(path, options, 1 / rate, rate)
 
 
 def time_model(derainer: Derainer, frames: list[np.ndarray], batch: int) -> float:
@@ -81,12 +63,12 @@ def time_model(derainer: Derainer, frames: list[np.ndarray], batch: int) -> floa
 def time_encode(
     frames: list[np.ndarray], colour: Colour, rate: Fraction, folder: Path, options: EncodeOptions
 ):
-    height, width = frames[0].shape[:2]
     started = time.perf_counter()
-    encoder = Encoder(folder / "encode.mp4", colour, rate, width, height, options)
-    for image in frames:
-        encoder.write(image)
-    encoder.close()
+    writer = open_writer(folder / "encode.mp4", rate, options)
+    for index, image in enumerate(frames):
+        writer.write(image, index, colour)
+    writer.finish()
+    writer.close()
     return time.perf_counter() - started
 
 
@@ -94,20 +76,18 @@ def time_naive(
     clip: Path, derainer: Derainer, folder: Path, options: EncodeOptions, seconds: float | None
 ) -> tuple[int, float]:
     started = time.perf_counter()
-    count, encoder = 0, None
+    count = 0
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or Fraction(25)
+        writer = open_writer(folder / "naive.mp4", stream.average_rate or Fraction(25), options)
         for frame in container.decode(stream):
             if not within(frame, seconds):
                 break
             colour = Colour.of_frame(frame)
-            derained = derainer(colour.to_rgb(frame)[None])[0]
-            if encoder is None:
-                encoder = Encoder(folder / "naive.mp4", colour, rate, frame.width, frame.height, options)
-            encoder.write(derained)
+            writer.write(derainer(colour.to_rgb(frame)[None])[0], count, colour)
             count += 1
-    encoder.close()
+    writer.finish()
+    writer.close()
     return count, time.perf_counter() - started
 
 

@@ -100,7 +100,7 @@ class SyntheticPairs:
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         for _ in range(size):
-            crop = random_crop(self.train[rng.integers(len(self.train))], patch, rng)
+            (crop,) = aligned_crops((self.train[rng.integers(len(self.train))],), patch, rng)
             wet, _ = add_rain(crop, random_style(rng), seed=int(rng.integers(2**31)))
             rainy.append(wet)
             clean.append(crop)
@@ -137,24 +137,22 @@ class PairedFolder:
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         for _ in range(size):
-            wet, dry = self.pairs[rng.integers(len(self.pairs))]
-            top = rng.integers(wet.shape[0] - patch + 1)
-            left = rng.integers(wet.shape[1] - patch + 1)
-            flip = rng.random() < 0.5
-            for out, image in ((rainy, wet), (clean, dry)):
-                crop = image[top : top + patch, left : left + patch]
-                out.append(np.ascontiguousarray(crop[:, ::-1] if flip else crop))
+            wet, dry = aligned_crops(self.pairs[rng.integers(len(self.pairs))], patch, rng)
+            rainy.append(wet)
+            clean.append(dry)
         return np.stack(rainy), np.stack(clean)
 
     def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return self.validation
 
 
-def random_crop(photo: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
-    top = rng.integers(photo.shape[0] - patch + 1)
-    left = rng.integers(photo.shape[1] - patch + 1)
-    crop = photo[top : top + patch, left : left + patch]
-    return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
+def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random patch (and the same random horizontal flip) of each of ``images``."""
+    top = rng.integers(images[0].shape[0] - patch + 1)
+    left = rng.integers(images[0].shape[1] - patch + 1)
+    flip = rng.random() < 0.5
+    crops = [image[top : top + patch, left : left + patch] for image in images]
+    return [np.ascontiguousarray(crop[:, ::-1] if flip else crop) for crop in crops]
 
 
 def random_style(rng: np.random.Generator) -> RainStyle:
