@@ -1,7 +1,10 @@
 """Evaluate deraining weights on a paired dataset: PSNR/SSIM on Y and RGB, per image and on average.
 
-    python pipelines/evaluate.py --data DIR [--layout rain100|input-target|rainy-clean] [--weights W]
-                                 [--out eval/] [--device auto] [--sheet 3]
+    python pipelines/evaluate.py --data DIR [--layout rainy-clean|rain100|rain200|rain800|spa|input-target]
+                                 [--weights W] [--out eval/] [--device auto] [--sheet 3]
+
+The layouts are vidderain.data.paired's presets (or --rainy/--clean patterns); point --data at a test split,
+e.g. Rain200H/test or SPA-Data's real_test_1000.
 
 Outputs are quantised to 8 bits before scoring, as saved results are in the literature. Writes
 OUT/metrics.csv (one row per image), OUT/metrics.md (the table with the average last) and
@@ -20,9 +23,8 @@ import cv2
 import numpy as np
 import torch
 
-from vidderain.data.paired import LAYOUTS, PairLayout, find_pairs
+from vidderain.data.paired import PRESETS, find_pairs, layout_from_spec
 from vidderain.errors import VidderainError
-from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
 from vidderain.metrics import psnr_rgb, psnr_y, ssim_rgb, ssim_y
 
@@ -102,9 +104,9 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: P
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--layout", default="rainy-clean", choices=sorted(LAYOUTS))
+    parser.add_argument("--layout", default="rainy-clean", choices=list(PRESETS), help="a dataset preset")
     parser.add_argument("--rainy", help="rainy pattern with {id}, relative to --data (overrides --layout)")
-    parser.add_argument("--clean", help="clean pattern with {id}, relative to --data")
+    parser.add_argument("--clean", help="clean pattern with the same fields, relative to --data")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--config")
     parser.add_argument("--device", default="auto")
@@ -112,8 +114,12 @@ def main() -> int:
     parser.add_argument("--sheet", type=int, default=3, help="worst and best images on the contact sheet")
     args = parser.parse_args()
     try:
-        layout = PairLayout(args.rainy, args.clean) if args.rainy and args.clean else LAYOUTS[args.layout]
-        pairs = find_pairs(args.data, layout)
+        spec = (
+            {"rainy": args.rainy, "clean": args.clean}
+            if args.rainy or args.clean
+            else {"layout": args.layout}
+        )
+        pairs = find_pairs(args.data, layout_from_spec(spec))
         loaded = load_model(args.config, args.weights)
         derainer = Derainer(loaded.model, resolve_device(args.device))
     except VidderainError as error:
@@ -122,11 +128,15 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     scores, images = [], {}
-    for name, rainy_path, clean_path in pairs:
-        rainy, clean = read_rgb(rainy_path), read_rgb(clean_path)
-        derained = derainer(rainy[None])[0]
-        scores.append(score(name, rainy, derained, clean))
-        images[name] = (rainy, derained, clean)
+    try:
+        for pair in pairs:
+            rainy, clean = pair.load()
+            derained = derainer(rainy[None])[0]
+            scores.append(score(pair.name, rainy, derained, clean))
+            images[pair.name] = (rainy, derained, clean)
+    except VidderainError as error:
+        print(f"evaluate: error: {error}", file=sys.stderr)
+        return 2
     title = f"{loaded.config.name} ({loaded.weights}) on {args.data} ({len(scores)} images)"
     mean = write_tables(scores, args.out, title)
     ranked = sorted(scores, key=lambda item: item.psnr_y)

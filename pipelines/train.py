@@ -18,6 +18,8 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,19 @@ import numpy as np
 import torch
 import yaml
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from vidderain.config import load_model_config
-from vidderain.data.paired import LAYOUTS, PairLayout, find_pairs
-from vidderain.data.rain import RainStyle, add_rain
+from vidderain.data.paired import find_pairs, layout_from_spec
+from vidderain.data.photos import PHOTOS, load_photo
+from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
 from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb, to_float
 from vidderain.inference import resolve_device
@@ -37,7 +48,7 @@ from vidderain.metrics import NegativeSSIMLoss, psnr_y, ssim_y
 from vidderain.models import build_model
 from vidderain.weights import save_weights
 
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle")
+PREFETCH_BATCHES = 2  # drawn ahead on worker threads (image decoding and rain rendering free the GIL)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "iterations": 2400,
     "batch": 8,
@@ -80,28 +91,41 @@ def load_train_config(path: Path) -> TrainConfig:
 
 
 class SyntheticPairs:
-    """Rain rendered over crops of clean photographs; ``holdout`` photos are only validated on."""
+    """Rain rendered over crops of clean photographs; ``holdout`` photos are only validated on.
+
+    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; default all), or ``clean`` (a
+    folder of PNGs); ``holdout`` (names kept for validation); ``jpeg`` (``probability`` and a ``quality``
+    range of a JPEG round trip applied to the rainy crop, so the model also sees codec-blurred streaks).
+    """
+
+    KEYS = ("photos", "clean", "holdout", "jpeg")
 
     def __init__(self, spec: dict[str, Any]) -> None:
+        unknown = sorted(set(spec) - set(self.KEYS))
+        if unknown:
+            raise VidderainError(f"unknown key 'data.synthetic.{unknown[0]}' (known: {', '.join(self.KEYS)})")
         folder = spec.get("clean")
         if folder:
             photos = {p.stem: to_float(read_rgb(p)) for p in sorted(Path(folder).glob("*.png"))}
         else:
-            import skimage.data
-
-            photos = {
-                n: to_float(getattr(skimage.data, n)()[..., :3]) for n in SKIMAGE_PHOTOS if n != "motorcycle"
-            }
-            photos["motorcycle"] = to_float(skimage.data.stereo_motorcycle()[0])  # left view
+            photos = {name: load_photo(name) for name in spec.get("photos", PHOTOS)}
         holdout = set(spec.get("holdout", []))
+        missing = sorted(holdout - set(photos))
+        if missing:
+            raise VidderainError(f"holdout photo '{missing[0]}' is not among the training photos")
         self.train = [photo for name, photo in photos.items() if name not in holdout]
         self.validation = [photo for name, photo in photos.items() if name in holdout]
+        jpeg = spec.get("jpeg") or {}
+        self.jpeg_probability = float(jpeg.get("probability", 0.0))
+        self.jpeg_quality = tuple(jpeg.get("quality", (50, 95)))
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         for _ in range(size):
             (crop,) = aligned_crops((self.train[rng.integers(len(self.train))],), patch, rng)
             wet, _ = add_rain(crop, random_style(rng), seed=int(rng.integers(2**31)))
+            if rng.random() < self.jpeg_probability:
+                wet = compress_jpeg(wet, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
             rainy.append(wet)
             clean.append(crop)
         return np.stack(rainy), np.stack(clean)
@@ -116,34 +140,56 @@ class SyntheticPairs:
 
 
 class PairedFolder:
-    """Aligned random crops (and flips) of rainy/clean pairs from a dataset folder."""
+    """Aligned random crops (and flips) of rainy/clean pairs from a dataset folder, read when drawn.
+
+    ``data.paired`` keys: ``root``, optional ``validation`` (a second folder in the same layout), and
+    ``layout`` (a preset of vidderain.data.paired) or ``rainy``/``clean`` patterns (+ ``rainy_half``).
+    Images are read per crop rather than held in memory: SPA-Data alone has over 600,000 pairs.
+    """
+
+    KEYS = ("root", "validation", "layout", "rainy", "clean", "rainy_half")
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        layout = LAYOUTS[spec["layout"]] if "layout" in spec else PairLayout(spec["rainy"], spec["clean"])
-        self.pairs = [
-            (to_float(read_rgb(r)), to_float(read_rgb(c)))
-            for _, r, c in find_pairs(Path(spec["root"]), layout)
-        ]
-        validation = spec.get("validation")
-        self.validation = (
-            [
-                (to_float(read_rgb(r)), to_float(read_rgb(c)))
-                for _, r, c in find_pairs(Path(validation), layout)
-            ]
-            if validation
-            else []
-        )
+        unknown = sorted(set(spec) - set(self.KEYS))
+        if unknown:
+            raise VidderainError(f"unknown key 'data.paired.{unknown[0]}' (known: {', '.join(self.KEYS)})")
+        layouts = layout_from_spec(spec)
+        self.pairs = find_pairs(Path(spec["root"]), layouts)
+        self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         for _ in range(size):
-            wet, dry = aligned_crops(self.pairs[rng.integers(len(self.pairs))], patch, rng)
-            rainy.append(wet)
-            clean.append(dry)
+            pair = self.pairs[rng.integers(len(self.pairs))]
+            images = pair.load()
+            if min(images[0].shape[:2]) < patch:
+                raise VidderainError(f"{pair.rainy} is smaller than the {patch}-pixel training patch")
+            wet, dry = aligned_crops(images, patch, rng)
+            rainy.append(to_float(wet))
+            clean.append(to_float(dry))
         return np.stack(rainy), np.stack(clean)
 
     def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return self.validation
+        return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
+
+
+class Prefetcher:
+    """Draws the next batches on worker threads while the current one trains. A batch depends on its
+    iteration number alone, so drawing ahead cannot change what is drawn."""
+
+    def __init__(self, data: SyntheticPairs | PairedFolder, seed: int, size: int, patch: int) -> None:
+        self.draw = lambda iteration: data.batch(np.random.default_rng([seed, iteration]), size, patch)
+        self.pool = ThreadPoolExecutor(PREFETCH_BATCHES, thread_name_prefix="batches")
+        self.pending: dict[int, Future] = {}
+
+    def get(self, iteration: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        for ahead in range(iteration, min(iteration + PREFETCH_BATCHES, last) + 1):
+            if ahead not in self.pending:
+                self.pending[ahead] = self.pool.submit(self.draw, ahead)
+        return self.pending.pop(iteration).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -185,6 +231,23 @@ def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> tuple
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
+def training_progress(console: Console, iterations: int, start: int) -> Progress:
+    """One live line: bar, iteration, loss and learning rate, elapsed and remaining time."""
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,  # the log lines stay; the live line goes when training ends
+    )
+    progress.add_task("train", total=iterations, completed=start, status="")
+    return progress
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.partial")
     torch.save(state, partial)
@@ -200,7 +263,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this iteration")
     args = parser.parse_args()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
     try:
         config = load_train_config(args.config)
         model_config = load_model_config(config.model)
@@ -239,35 +302,49 @@ def main() -> int:
     loss_fn = NegativeSSIMLoss()
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
-    for iteration in range(start + 1, last + 1):
-        rng = np.random.default_rng([settings["seed"], iteration])
-        rainy, clean = data.batch(rng, settings["batch"], settings["patch"])
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            loss = loss_fn(model(to_tensor(rainy, device)), to_tensor(clean, device))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
-        done = iteration - start
-        if iteration % settings["checkpoint_every"] == 0 or iteration == last:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                "schedule": schedule.state_dict(),
-                "scaler": scaler.state_dict(),
-                "config": config.__dict__,
-            }
-            save_checkpoint(args.out / "checkpoint.pt", state)
-        line = f"iter {iteration}/{settings['iterations']} loss {loss.item():.4f}"
-        line += f" lr {schedule.get_last_lr()[0]:.2e} ({(time.perf_counter() - started) / done:.2f} s/iter)"
-        if iteration % settings["validate_every"] == 0 or iteration == settings["iterations"]:
-            scores = validate(model, data.validation_pairs(), device)
-            if scores:
-                line += f" | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}"
-        if iteration % settings["checkpoint_every"] == 0 or iteration == last or "validation" in line:
-            console.print(line, markup=False)
+    try:
+        prefetcher = Prefetcher(data, settings["seed"], settings["batch"], settings["patch"])
+        with training_progress(console, settings["iterations"], start) as progress, closing(prefetcher):
+            task = progress.tasks[0].id
+            for iteration in range(start + 1, last + 1):
+                rainy, clean = prefetcher.get(iteration, last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    loss = loss_fn(model(to_tensor(rainy, device)), to_tensor(clean, device))
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                done = iteration - start
+                if iteration % settings["checkpoint_every"] == 0 or iteration == last:
+                    state = {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "iteration": iteration,
+                        "schedule": schedule.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "config": config.__dict__,
+                    }
+                    save_checkpoint(args.out / "checkpoint.pt", state)
+                status = f"loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e}"
+                status += f" ({(time.perf_counter() - started) / done:.2f} s/iter)"
+                progress.update(task, completed=iteration, status=status)
+                line = f"iter {iteration}/{settings['iterations']} {status}"
+                if iteration % settings["validate_every"] == 0 or iteration == settings["iterations"]:
+                    scores = validate(model, data.validation_pairs(), device)
+                    if scores:
+                        line += f" | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}"
+                if iteration % settings["checkpoint_every"] == 0 or iteration == last or "validation" in line:
+                    # A log line, printed above the live progress line.
+                    progress.console.print(line, markup=False)
+    except VidderainError as error:
+        console.print(f"train: error: {error}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print(
+            f"train: interrupted; continue with --resume {args.out / 'checkpoint.pt'}", markup=False
+        )
+        return 130
     if last == settings["iterations"]:
         path = save_weights(
             model.cpu(),

@@ -1,4 +1,4 @@
-"""Paired dataset folders and the evaluation pipeline, on small folders made from the sample photos."""
+"""The evaluation pipeline on a small folder made from the sample photos."""
 
 from __future__ import annotations
 
@@ -12,45 +12,10 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, SAMPLES
-from vidderain.data.paired import LAYOUTS, find_pairs
-from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb, write_rgb
 from vidderain.inference import Derainer
 from vidderain.metrics import psnr_rgb, psnr_y, ssim_rgb, ssim_y
 from vidderain.weights import load_weights
-
-
-def rain100_folder(root, ids):
-    (root / "rain").mkdir(parents=True)
-    (root / "norain").mkdir()
-    rainy, clean = (
-        read_rgb(SAMPLES / "rainy" / "astronaut.png"),
-        read_rgb(SAMPLES / "clean" / "astronaut.png"),
-    )
-    for number in ids:
-        write_rgb(root / "rain" / f"rain-{number}.png", rainy[: 40 + 2 * int(number), :48])
-        write_rgb(root / "norain" / f"norain-{number}.png", clean[: 40 + 2 * int(number), :48])
-    return root
-
-
-def test_rain100_layout_pairs_in_natural_order(tmp_path):
-    root = rain100_folder(tmp_path / "Rain100L", ["1", "2", "10"])
-    pairs = find_pairs(root, LAYOUTS["rain100"])
-    assert [key for key, _, _ in pairs] == ["1", "2", "10"]
-    assert all(r.name == f"rain-{k}.png" and c.name == f"norain-{k}.png" for k, r, c in pairs)
-
-
-def test_unpaired_files_are_named_with_their_folder(tmp_path):
-    root = rain100_folder(tmp_path / "data", ["1", "2", "3"])
-    (root / "norain" / "norain-2.png").unlink()
-    with pytest.raises(VidderainError, match=r"rain-2\.png in .*/rain has no pair \(norain/norain-2\.png\)"):
-        find_pairs(root, LAYOUTS["rain100"])
-    (root / "rain" / "rain-2.png").unlink()
-    (root / "norain" / "norain-9.png").write_bytes(b"")
-    with pytest.raises(VidderainError, match=r"norain-9\.png in .*/norain has no pair"):
-        find_pairs(root, LAYOUTS["rain100"])
-    with pytest.raises(VidderainError, match="dataset folder not found"):
-        find_pairs(tmp_path / "missing", LAYOUTS["rain100"])
 
 
 def test_evaluation_table_matches_metrics_computed_directly(tmp_path, tiny_weights):

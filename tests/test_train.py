@@ -62,3 +62,30 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         "training changed nothing"
     )
     assert read_metadata(tmp_path / "whole" / "tiny.safetensors")["vidderain.iterations"] == "6"
+
+
+def test_bad_training_data_is_one_line_error(tmp_path):
+    data = tmp_path / "Rain200H" / "train"
+    for number in (1, 2):
+        for path in (
+            data / "rain" / "X2" / f"norain-{number}x2.png",
+            data / "norain" / f"norain-{number}.png",
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_rgb(path, read_rgb(SAMPLES / "clean" / "coffee.png")[:40, :48])
+    config = tmp_path / "train.yaml"
+    spec = {"model": "rranet-lite", "data": {"paired": {"root": str(data), "layout": "rain200"}},
+            "train": {"iterations": 2, "batch": 1, "patch": 64}}  # fmt: skip
+    for change, message in (
+        ({}, "x2.png is smaller than the 64-pixel training patch"),
+        ({"layout": "rain100"}, "no rainy images matching 'rain/rain-{id}.png' or 'rain-{id}.png'"),
+        ({"crop": 64}, "unknown key 'data.paired.crop'"),
+    ):
+        spec["data"]["paired"] = {"root": str(data), "layout": "rain200", **change}
+        config.write_text(yaml.safe_dump(spec))
+        script = str(ROOT / "pipelines" / "train.py")
+        command = [sys.executable, script, "--config", str(config), "--out", str(tmp_path / "out")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("train: error:") and message in lines[0], result.stderr

@@ -1,8 +1,13 @@
-"""Paired (rainy, clean) image folders, matched by name patterns.
+"""Paired (rainy, clean) image folders, matched by name patterns, with presets for the public datasets.
 
-A layout is two paths relative to the dataset root, each with one ``{id}``: ``rain/rain-{id}.png`` pairs
-with ``norain/norain-{id}.png``. Every rainy file must have its clean twin and the other way round; the
-first file without one is named in the error, with its folder.
+A layout is two paths relative to the dataset root with named fields: ``rain/rain-{id}.png`` pairs with
+``norain/norain-{id}.png``. A field may appear more than once (it must then match the same text), and the
+rainy pattern may have fields the clean one lacks: SPA-Data crops many rainy frames of one scene against one
+clean background. Rain800, as released, stores each pair as one image, clean and rainy side by side.
+
+Every rainy file must have its clean twin and every clean file at least one rainy one; the first file
+without is named in the error, with its folder. A preset lists the layouts its dataset is distributed in;
+the first one with rainy files under the root is used.
 """
 
 from __future__ import annotations
@@ -11,39 +16,109 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from vidderain.errors import VidderainError
+from vidderain.imageio import read_rgb
+
+FIELD = re.compile(r"\{(\w+)\}")
+HALVES = ("left", "right")
 
 
 @dataclass(frozen=True)
 class PairLayout:
     rainy: str
     clean: str
+    # Set when one file holds both images side by side: the half that is rainy.
+    rainy_half: str | None = None
+
+    def __post_init__(self) -> None:
+        rainy_fields, clean_fields = set(FIELD.findall(self.rainy)), set(FIELD.findall(self.clean))
+        if not clean_fields:
+            raise VidderainError(f"layout pattern {self.clean!r} needs a field such as {{id}}")
+        if not clean_fields <= rainy_fields:
+            missing = sorted(clean_fields - rainy_fields)[0]
+            raise VidderainError(f"clean pattern {self.clean!r} has {{{missing}}}, the rainy one does not")
+        if self.rainy_half is not None and (self.rainy_half not in HALVES or self.rainy != self.clean):
+            raise VidderainError("a side-by-side layout has one pattern and a rainy half of left or right")
 
 
-LAYOUTS = {
-    # Rain100L / Rain100H as released by JORDER (Yang et al.).
-    "rain100": PairLayout("rain/rain-{id}.png", "norain/norain-{id}.png"),
+PRESETS: dict[str, tuple[PairLayout, ...]] = {
+    # Rain100L/H (JORDER, Yang et al. 2017): test folders, then the RainTrainL/H training folders.
+    "rain100": (
+        PairLayout("rain/rain-{id}.png", "norain/norain-{id}.png"),
+        PairLayout("rain-{id}.png", "norain-{id}.png"),
+    ),
+    # Rain200L/H (JORDER's updated release, 1800 train / 200 test): rainy files carry the x2 suffix.
+    "rain200": (
+        PairLayout("rain/X2/norain-{id}x2.png", "norain/norain-{id}.png"),
+        PairLayout("rain/norain-{id}x2.png", "norain/norain-{id}.png"),
+    ),
+    # Rain800 (ID-CGAN, Zhang et al.): training/ and test_syn/ hold clean|rainy side by side (pix2pix A|B,
+    # trained BtoA); some redistributions split them into rain/ and norain/.
+    "rain800": (
+        PairLayout("{id}.jpg", "{id}.jpg", rainy_half="right"),
+        PairLayout("rain/rain-{id}.png", "norain/norain-{id}.png"),
+    ),
+    # SPA-Data (Wang et al. 2019): training crops real_world/VIDEO/VIDEO-FRAME/VIDEO-FRAME_X_Y.png against
+    # real_world_gt/VIDEO/VIDEO_X_Y.png; real_test_1000 has rain/NNN.png and gt/NNNgt.png.
+    "spa": (
+        PairLayout(
+            "real_world/{video}/{video}-{frame}/{video}-{frame}_{xy}.png",
+            "real_world_gt/{video}/{video}_{xy}.png",
+        ),
+        PairLayout("rain/{id}.png", "gt/{id}gt.png"),
+    ),
     # Restormer's redistribution (Rain13K, Rain100L/H, Test100, Test1200, Test2800): same names.
-    "input-target": PairLayout("input/{id}", "target/{id}"),
-    # vidderain's own samples (samples/images) and the folders samples/make_samples.py writes.
-    "rainy-clean": PairLayout("rainy/{id}", "clean/{id}"),
+    "input-target": (PairLayout("input/{id}", "target/{id}"),),
+    # vidderain's own samples (samples/images) and the folders pipelines/make_synthetic_test.py writes.
+    "rainy-clean": (PairLayout("rainy/{id}", "clean/{id}"),),
 }
 
 
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    rainy: Path
+    clean: Path
+    rainy_half: str | None = None
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rainy, clean) as uint8 RGB arrays of the same size."""
+        if self.rainy_half is None:
+            rainy, clean = read_rgb(self.rainy), read_rgb(self.clean)
+        else:
+            both = read_rgb(self.rainy)
+            if both.shape[1] % 2:
+                raise VidderainError(f"{self.rainy}: a side-by-side pair needs an even width")
+            left, right = np.split(both, 2, axis=1)
+            rainy, clean = (left, right) if self.rainy_half == "left" else (right, left)
+        if rainy.shape != clean.shape:
+            raise VidderainError(f"{self.rainy} and {self.clean} differ in size")
+        return rainy, clean
+
+
 def _matcher(pattern: str) -> tuple[str, re.Pattern[str]]:
-    if pattern.count("{id}") != 1:
-        raise VidderainError(f"layout pattern {pattern!r} needs exactly one {{id}}")
-    head, tail = pattern.split("{id}")
-    return pattern.replace("{id}", "*"), re.compile(re.escape(head) + r"(?P<id>.+)" + re.escape(tail) + r"$")
+    """A glob for the files and a regex whose named groups read the fields (repeats must agree)."""
+    regex, seen, position = "", set(), 0
+    for match in FIELD.finditer(pattern):
+        regex += re.escape(pattern[position : match.start()])
+        name = match[1]
+        regex += f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)"
+        seen.add(name)
+        position = match.end()
+    regex += re.escape(pattern[position:]) + "$"
+    return FIELD.sub("*", pattern), re.compile(regex)
 
 
-def _ids(root: Path, pattern: str) -> dict[str, Path]:
+def _scan(root: Path, pattern: str) -> dict[tuple[str, ...], Path]:
+    """Files under ``root`` matching ``pattern``, keyed by their field values (in field order)."""
     glob, regex = _matcher(pattern)
     found = {}
     for path in root.glob(glob):
         match = regex.match(path.relative_to(root).as_posix())
         if match and path.is_file():
-            found[match["id"]] = path
+            found[tuple(match.groupdict().values())] = path
     return found
 
 
@@ -52,19 +127,68 @@ def natural_key(text: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def find_pairs(root: Path, layout: PairLayout) -> list[tuple[str, Path, Path]]:
-    """(id, rainy path, clean path) for every pair under ``root``, in natural order of the ids."""
+def _fill(pattern: str, fields: dict[str, str]) -> str:
+    return FIELD.sub(lambda match: fields[match[1]], pattern)
+
+
+def pairs_in_layout(root: Path, layout: PairLayout) -> list[Pair]:
+    """Every pair under ``root`` in ``layout``, in natural order of their names."""
+    rainy_fields = list(dict.fromkeys(FIELD.findall(layout.rainy)))
+    clean_fields = list(dict.fromkeys(FIELD.findall(layout.clean)))
+    rainy = sorted(_scan(root, layout.rainy).items(), key=lambda item: natural_key("-".join(item[0])))
+    if layout.rainy_half:
+        return [Pair("-".join(key), path, path, layout.rainy_half) for key, path in rainy]
+    clean = _scan(root, layout.clean)
+    wanted = [
+        {name: dict(zip(rainy_fields, key, strict=True))[name] for name in clean_fields} for key, _ in rainy
+    ]
+    missing = [
+        (path, fields)
+        for (_, path), fields in zip(rainy, wanted, strict=True)
+        if tuple(fields.values()) not in clean
+    ]
+    if missing:
+        path, fields = missing[0]
+        raise VidderainError(
+            f"{path.name} in {path.parent} has no pair ({_fill(layout.clean, fields)}); "
+            f"{len(missing)} unpaired in all"
+        )
+    unused = sorted(
+        set(clean) - {tuple(fields.values()) for fields in wanted}, key=lambda key: natural_key("-".join(key))
+    )
+    if unused:
+        path = clean[unused[0]]
+        example = _fill(
+            layout.rainy,
+            {name: "*" for name in rainy_fields} | dict(zip(clean_fields, unused[0], strict=True)),
+        )
+        raise VidderainError(
+            f"{path.name} in {path.parent} has no pair ({example}); {len(unused)} unpaired in all"
+        )
+    return [
+        Pair("-".join(key), path, clean[tuple(fields.values())])
+        for (key, path), fields in zip(rainy, wanted, strict=True)
+    ]
+
+
+def find_pairs(root: Path, layouts: PairLayout | tuple[PairLayout, ...]) -> list[Pair]:
+    """The pairs under ``root`` in the first of ``layouts`` that has rainy files there."""
     if not root.is_dir():
         raise VidderainError(f"dataset folder not found: {root}")
-    rainy, clean = _ids(root, layout.rainy), _ids(root, layout.clean)
-    if not rainy:
-        raise VidderainError(f"no rainy images matching {layout.rainy!r} in {root}")
-    for found, other, other_pattern in ((rainy, clean, layout.clean), (clean, rainy, layout.rainy)):
-        unpaired = sorted(set(found) - set(other), key=natural_key)
-        if unpaired:
-            path = found[unpaired[0]]
-            raise VidderainError(
-                f"{path.name} in {path.parent} has no pair ({other_pattern.replace('{id}', unpaired[0])}); "
-                f"{len(unpaired)} unpaired in all"
-            )
-    return [(key, rainy[key], clean[key]) for key in sorted(rainy, key=natural_key)]
+    candidates = (layouts,) if isinstance(layouts, PairLayout) else layouts
+    for layout in candidates:
+        if _scan(root, layout.rainy):
+            return pairs_in_layout(root, layout)
+    patterns = " or ".join(repr(layout.rainy) for layout in candidates)
+    raise VidderainError(f"no rainy images matching {patterns} in {root}")
+
+
+def layout_from_spec(spec: dict[str, str]) -> PairLayout | tuple[PairLayout, ...]:
+    """A preset (``layout: rain200``) or patterns (``rainy:``, ``clean:``, optional ``rainy_half:``)."""
+    if "layout" in spec:
+        if spec["layout"] not in PRESETS:
+            raise VidderainError(f"unknown layout '{spec['layout']}' (known: {', '.join(PRESETS)})")
+        return PRESETS[spec["layout"]]
+    if "rainy" not in spec or "clean" not in spec:
+        raise VidderainError("a paired dataset needs a 'layout' preset or 'rainy' and 'clean' patterns")
+    return PairLayout(spec["rainy"], spec["clean"], spec.get("rainy_half"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-UINT8_MAX = 255
+from vidderain.imageio import UINT8_MAX, to_float, to_uint8
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,13 @@ def add_rain(
     renderer = RainRenderer(clean.shape[0], clean.shape[1], style, seed)
     rain = renderer.layer()
     return composite(clean, rain).astype(np.float32), rain
+
+
+def compress_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """A JPEG round trip of a float RGB image: the blocking and 4:2:0 chroma blur that video codecs leave
+    on streaks, so a model trained on clean renders also derains compressed footage."""
+    bgr = cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a JPEG")
+    return to_float(cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
