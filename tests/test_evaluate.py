@@ -54,3 +54,31 @@ def test_evaluation_table_matches_metrics_computed_directly(tmp_path, tiny_weigh
     assert average.split("|")[2].strip() == f"{mean_psnr:.2f}"
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet.shape == (2 * 160, 3 * 200, 3)  # worst and best rows; input | output | ground truth
+
+
+def test_synthetic_test_split_pairs_rainy_frames_with_their_clean_frames(tmp_path):
+    script = str(ROOT / "pipelines" / "make_synthetic_test.py")
+    result = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--photos", "rocket"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stills = sorted(p.name for p in (tmp_path / "stills" / "rainy").iterdir())
+    assert stills == ["rocket-default.png", "rocket-heavy.png", "rocket-light.png"]
+
+    def psnr(rainy_path, clean_path) -> float:
+        to_tensor = lambda path: torch.from_numpy(read_rgb(path)).permute(2, 0, 1)[None].double() / 255  # noqa: E731
+        return psnr_y(to_tensor(rainy_path), to_tensor(clean_path)).item()
+
+    stills = tmp_path / "stills"
+    light = psnr(stills / "rainy" / "rocket-light.png", stills / "clean" / "rocket-light.png")
+    heavy = psnr(stills / "rainy" / "rocket-heavy.png", stills / "clean" / "rocket-heavy.png")
+    assert light > heavy + 10  # more rain, further from the clean photo
+
+    video = tmp_path / "video"
+    frames = sorted(path.name for path in (video / "rainy").iterdir())
+    assert len(frames) == 12 and all((video / "clean" / name).exists() for name in frames)
+    for index in (0, 6):  # a rainy frame (decoded H.264) is nearest its own clean frame, not the next one's
+        rainy = video / "rainy" / frames[index]
+        assert (
+            psnr(rainy, video / "clean" / frames[index])
+            > psnr(rainy, video / "clean" / frames[index + 1]) + 3
+        )

@@ -89,3 +89,40 @@ def test_bad_training_data_is_one_line_error(tmp_path):
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("train: error:") and message in lines[0], result.stderr
+
+
+def test_shipped_train_configs_are_valid():
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        from train import SyntheticPairs, load_train_config
+    finally:
+        sys.path.pop(0)
+    from vidderain.data.paired import layout_from_spec
+    from vidderain.data.photos import PHOTOS
+
+    configs = sorted((ROOT / "configs" / "train").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        config = load_train_config(path)
+        load_model_config(config.model)
+        if "paired" in config.data:
+            layout_from_spec(config.data["paired"])
+        else:
+            spec = config.data["synthetic"]
+            assert set(spec) <= set(SyntheticPairs.KEYS) and set(spec["holdout"]) <= set(PHOTOS)
+
+
+def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_holdout(tmp_path):
+    recipe = yaml.safe_load((ROOT / "configs" / "train" / "rranet-lite-synthetic.yaml").read_text())
+    model = tmp_path / "tiny.yaml"
+    model.write_text(
+        "widths: [8, 12, 16]\nstages: 2\nattention_channels: 4\nrlcn_window: 7\nrlcn_eps: 0.03\n"
+    )
+    recipe["model"] = str(model)
+    recipe["data"]["synthetic"]["jpeg"]["probability"] = 1.0
+    recipe["train"].update(iterations=2, batch=2, patch=48, validate_every=2)
+    config = tmp_path / "synthetic.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    result = train(config, tmp_path / "out")
+    assert "iter 2/2" in result.stderr and "validation PSNR-Y" in result.stderr
+    assert (tmp_path / "out" / "tiny.safetensors").exists()

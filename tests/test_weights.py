@@ -77,7 +77,7 @@ def test_files_that_are_not_vidderain_weights(tmp_path):
 
 
 def test_shipped_default_weights_derain_the_held_out_sample():
-    # rocket is the photograph kept out of training (pipelines/train.py --holdout rocket); its sample has
+    # rocket is kept out of training (configs/train/rranet-lite-synthetic.yaml: holdout); its sample has
     # heavy synthetic rain. The default model must clearly beat the rainy input.
     from tests.conftest import SAMPLES, image_tensor
     from vidderain.inference import Derainer, load_model
