@@ -37,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from vidderain.config import load_model_config
+from vidderain.config import load_model_config, reject_unknown_keys
 from vidderain.data.paired import find_pairs, layout_from_spec
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
@@ -77,13 +77,9 @@ def load_train_config(path: Path) -> TrainConfig:
         raise VidderainError(f"cannot read train config {path}: {error}") from None
     if not isinstance(raw, dict):
         raise VidderainError(f"{path}: expected a mapping")
-    unknown = sorted(set(raw) - {"name", "model", "data", "train"})
-    if unknown:
-        raise VidderainError(f"{path}: unknown key '{unknown[0]}' (known: name, model, data, train)")
+    reject_unknown_keys(raw, ("name", "model", "data", "train"), str(path))
     train = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
-    unknown = sorted(set(train) - set(TRAIN_DEFAULTS))
-    if unknown:
-        raise VidderainError(f"{path}: unknown key 'train.{unknown[0]}'")
+    reject_unknown_keys(train, TRAIN_DEFAULTS, str(path), "train.")
     data = raw.get("data") or {}
     if ("paired" in data) == ("synthetic" in data):
         raise VidderainError(f"{path}: 'data' needs exactly one of 'paired' or 'synthetic'")
@@ -101,9 +97,7 @@ class SyntheticPairs:
     KEYS = ("photos", "clean", "holdout", "jpeg")
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        unknown = sorted(set(spec) - set(self.KEYS))
-        if unknown:
-            raise VidderainError(f"unknown key 'data.synthetic.{unknown[0]}' (known: {', '.join(self.KEYS)})")
+        reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
         folder = spec.get("clean")
         if folder:
             photos = {p.stem: to_float(read_rgb(p)) for p in sorted(Path(folder).glob("*.png"))}
@@ -150,9 +144,7 @@ class PairedFolder:
     KEYS = ("root", "validation", "layout", "rainy", "clean", "rainy_half")
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        unknown = sorted(set(spec) - set(self.KEYS))
-        if unknown:
-            raise VidderainError(f"unknown key 'data.paired.{unknown[0]}' (known: {', '.join(self.KEYS)})")
+        reject_unknown_keys(spec, self.KEYS, "train config", "data.paired.")
         layouts = layout_from_spec(spec)
         self.pairs = find_pairs(Path(spec["root"]), layouts)
         self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []

@@ -7,6 +7,7 @@ file. Validation names the offending key, so a typo never turns into a silent de
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,13 +79,20 @@ def _odd_int(value: Any, key: str, where: str, minimum: int) -> int:
     return value
 
 
+def reject_unknown_keys(raw: dict[str, Any], known: Iterable[str], where: str, prefix: str = "") -> None:
+    """Name the first key that is not in ``known``, so a typo never becomes a silent default."""
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(known))})"
+        )
+
+
 def config_from_dict(raw: Any, where: str = "config", default_name: str = "custom") -> ModelConfig:
     """Validate a mapping (from YAML or from a weights file) into a ModelConfig."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - _KNOWN)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(_KNOWN))})")
+    reject_unknown_keys(raw, _KNOWN, where)
     missing = [key for key in _REQUIRED if key not in raw]
     if missing:
         raise ConfigError(f"{where}: missing key '{missing[0]}'")
