@@ -13,6 +13,7 @@ the first one with rainy files under the root is used.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,15 +112,13 @@ def _matcher(pattern: str) -> tuple[str, re.Pattern[str]]:
     return FIELD.sub("*", pattern), re.compile(regex)
 
 
-def _scan(root: Path, pattern: str) -> dict[tuple[str, ...], Path]:
-    """Files under ``root`` matching ``pattern``, keyed by their field values (in field order)."""
+def _matches(root: Path, pattern: str) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """Files under ``root`` matching ``pattern``, with their field values (in field order)."""
     glob, regex = _matcher(pattern)
-    found = {}
     for path in root.glob(glob):
         match = regex.match(path.relative_to(root).as_posix())
         if match and path.is_file():
-            found[tuple(match.groupdict().values())] = path
-    return found
+            yield tuple(match.groupdict().values()), path
 
 
 def natural_key(text: str) -> list[object]:
@@ -135,10 +134,10 @@ def pairs_in_layout(root: Path, layout: PairLayout) -> list[Pair]:
     """Every pair under ``root`` in ``layout``, in natural order of their names."""
     rainy_fields = list(dict.fromkeys(FIELD.findall(layout.rainy)))
     clean_fields = list(dict.fromkeys(FIELD.findall(layout.clean)))
-    rainy = sorted(_scan(root, layout.rainy).items(), key=lambda item: natural_key("-".join(item[0])))
+    rainy = sorted(_matches(root, layout.rainy), key=lambda item: natural_key("-".join(item[0])))
     if layout.rainy_half:
         return [Pair("-".join(key), path, path, layout.rainy_half) for key, path in rainy]
-    clean = _scan(root, layout.clean)
+    clean = dict(_matches(root, layout.clean))
     wanted = [
         {name: dict(zip(rainy_fields, key, strict=True))[name] for name in clean_fields} for key, _ in rainy
     ]
@@ -177,7 +176,7 @@ def find_pairs(root: Path, layouts: PairLayout | tuple[PairLayout, ...]) -> list
         raise VidderainError(f"dataset folder not found: {root}")
     candidates = (layouts,) if isinstance(layouts, PairLayout) else layouts
     for layout in candidates:
-        if _scan(root, layout.rainy):
+        if next(_matches(root, layout.rainy), None):  # the first match is enough to choose
             return pairs_in_layout(root, layout)
     patterns = " or ".join(repr(layout.rainy) for layout in candidates)
     raise VidderainError(f"no rainy images matching {patterns} in {root}")
