@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -30,6 +31,9 @@ def test_round_trip_rebuilds_the_same_model_from_the_file_alone(saved, sample_pa
     with torch.inference_mode():
         assert torch.equal(loaded(rainy), model(rainy))
     assert not list(path.parent.glob("*.partial"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as any new file, not owner-only
 
 
 def test_loading_for_another_config_names_the_mismatch(saved):

@@ -7,6 +7,7 @@ a different config fails with a message naming what differs instead of a torch s
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ def save_weights(model: RRANet, path: str | Path, extra_metadata: dict[str, str]
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     partial = path.with_name(f".{path.name}.partial")
     save_file(tensors, str(partial), metadata=metadata)
+    # safetensors creates its files owner-only (0600); weights are for sharing, so give them the mode any
+    # new file gets under the user's umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o666 & ~umask)
     partial.replace(path)
     return path
 
