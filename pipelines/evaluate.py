@@ -114,11 +114,8 @@ def main() -> int:
     parser.add_argument("--sheet", type=int, default=3, help="worst and best images on the contact sheet")
     args = parser.parse_args()
     try:
-        spec = (
-            {"rainy": args.rainy, "clean": args.clean}
-            if args.rainy or args.clean
-            else {"layout": args.layout}
-        )
+        patterns = {key: value for key, value in (("rainy", args.rainy), ("clean", args.clean)) if value}
+        spec = patterns or {"layout": args.layout}
         pairs = find_pairs(args.data, layout_from_spec(spec))
         loaded = load_model(args.config, args.weights)
         derainer = Derainer(loaded.model, resolve_device(args.device))

@@ -140,6 +140,8 @@ def test_unused_clean_images_and_empty_folders_are_named(tmp_path):
         find_pairs(tmp_path, PRESETS["input-target"])
     with pytest.raises(VidderainError, match="unknown layout 'rain1400'"):
         layout_from_spec({"layout": "rain1400"})
+    with pytest.raises(VidderainError, match="needs a 'layout' preset or 'rainy' and 'clean' patterns"):
+        layout_from_spec({"rainy": "rain/{id}.png", "clean": None})
     with pytest.raises(VidderainError, match=r"clean pattern 'gt/\{scene\}\.png' has \{scene\}"):
         PairLayout("rain/{id}.png", "gt/{scene}.png")
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -182,12 +183,12 @@ def find_pairs(root: Path, layouts: PairLayout | tuple[PairLayout, ...]) -> list
     raise VidderainError(f"no rainy images matching {patterns} in {root}")
 
 
-def layout_from_spec(spec: dict[str, str]) -> PairLayout | tuple[PairLayout, ...]:
+def layout_from_spec(spec: dict[str, Any]) -> PairLayout | tuple[PairLayout, ...]:
     """A preset (``layout: rain200``) or patterns (``rainy:``, ``clean:``, optional ``rainy_half:``)."""
     if "layout" in spec:
         if spec["layout"] not in PRESETS:
             raise VidderainError(f"unknown layout '{spec['layout']}' (known: {', '.join(PRESETS)})")
         return PRESETS[spec["layout"]]
-    if "rainy" not in spec or "clean" not in spec:
+    if not all(isinstance(spec.get(key), str) for key in ("rainy", "clean")):
         raise VidderainError("a paired dataset needs a 'layout' preset or 'rainy' and 'clean' patterns")
     return PairLayout(spec["rainy"], spec["clean"], spec.get("rainy_half"))
