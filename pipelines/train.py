@@ -46,7 +46,7 @@ from vidderain.imageio import read_rgb, to_float
 from vidderain.inference import resolve_device
 from vidderain.metrics import NegativeSSIMLoss, psnr_y, ssim_y
 from vidderain.models import build_model
-from vidderain.weights import save_weights
+from vidderain.weights import load_weights, save_weights
 
 PREFETCH_BATCHES = 2  # drawn ahead on worker threads (image decoding and rain rendering free the GIL)
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -59,6 +59,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "validate_every": 200,
     "checkpoint_every": 100,
     "amp": True,
+    "init": None,  # start from these weights (fine-tuning) instead of a random initialisation
 }
 
 
@@ -91,10 +92,11 @@ class SyntheticPairs:
 
     ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; default all), or ``clean`` (a
     folder of PNGs); ``holdout`` (names kept for validation); ``jpeg`` (``probability`` and a ``quality``
-    range of a JPEG round trip applied to the rainy crop, so the model also sees codec-blurred streaks).
+    range of a JPEG round trip applied to the rainy crop, so the model also sees codec-blurred streaks);
+    ``rain_free`` (the share of crops left without rain, so the model learns to leave dry footage alone).
     """
 
-    KEYS = ("photos", "clean", "holdout", "jpeg")
+    KEYS = ("photos", "clean", "holdout", "jpeg", "rain_free")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
@@ -112,12 +114,15 @@ class SyntheticPairs:
         jpeg = spec.get("jpeg") or {}
         self.jpeg_probability = float(jpeg.get("probability", 0.0))
         self.jpeg_quality = tuple(jpeg.get("quality", (50, 95)))
+        self.rain_free = float(spec.get("rain_free", 0.0))
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         for _ in range(size):
             (crop,) = aligned_crops((self.train[rng.integers(len(self.train))],), patch, rng)
             wet, _ = add_rain(crop, random_style(rng), seed=int(rng.integers(2**31)))
+            if self.rain_free and rng.random() < self.rain_free:  # no draw at 0: older recipes reproduce
+                wet = crop
             if rng.random() < self.jpeg_probability:
                 wet = compress_jpeg(wet, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
             rainy.append(wet)
@@ -265,16 +270,17 @@ def main() -> int:
             if "paired" in config.data
             else SyntheticPairs(config.data["synthetic"])
         )
+        settings = config.train
+        torch.manual_seed(settings["seed"])
+        init = settings["init"]
+        model = (load_weights(init, model_config) if init else build_model(model_config)).to(device).train()
     except VidderainError as error:
         console.print(f"train: error: {error}", markup=False)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = config.train
     args.out.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(settings["seed"])
-    model = build_model(model_config).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, settings["iterations"], eta_min=settings["lr_min"]

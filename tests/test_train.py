@@ -126,3 +126,52 @@ def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_hold
     result = train(config, tmp_path / "out")
     assert "iter 2/2" in result.stderr and "validation PSNR-Y" in result.stderr
     assert (tmp_path / "out" / "tiny.safetensors").exists()
+
+
+def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):
+    from tests.cli_helpers import TINY
+
+    model = tmp_path / "tiny.yaml"
+    model.write_text(yaml.safe_dump(TINY.to_dict()))
+    config = tmp_path / "finetune.yaml"
+    settings = {"iterations": 2, "batch": 1, "patch": 32, "lr": 0.0, "lr_min": 0.0, "init": str(tiny_weights)}
+    spec = {
+        "model": str(model),
+        "data": {"paired": {"root": str(SAMPLES), "layout": "rainy-clean"}},
+        "train": settings,
+    }
+    config.write_text(yaml.safe_dump(spec))
+    train(config, tmp_path / "out")
+    initial = load_weights(tiny_weights).state_dict()
+    tuned = load_weights(tmp_path / "out" / "tiny.safetensors").state_dict()
+    assert all(torch.equal(initial[name], tuned[name]) for name in initial)  # lr 0: the init, unchanged
+
+    spec["model"] = "rranet-lite"
+    config.write_text(yaml.safe_dump(spec))
+    command = [
+        sys.executable,
+        str(ROOT / "pipelines" / "train.py"),
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "were made for tiny, not for config rranet-lite" in result.stderr
+
+
+def test_rain_free_crops_are_their_own_targets(tmp_path):
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        from train import SyntheticPairs
+    finally:
+        sys.path.pop(0)
+    import numpy as np
+
+    dry = SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain_free": 1.0})
+    rainy, clean = dry.batch(np.random.default_rng(0), 4, 64)
+    assert np.array_equal(rainy, clean)
+    wet = SyntheticPairs({"clean": str(SAMPLES / "clean")})
+    rainy, clean = wet.batch(np.random.default_rng(0), 4, 64)
+    assert all((r > c).any() for r, c in zip(rainy, clean, strict=True))  # screen blend only brightens
