@@ -113,13 +113,13 @@ def _matcher(pattern: str) -> tuple[str, re.Pattern[str]]:
     return FIELD.sub("*", pattern), re.compile(regex)
 
 
-def _matches(root: Path, pattern: str) -> Iterator[tuple[tuple[str, ...], Path]]:
-    """Files under ``root`` matching ``pattern``, with their field values (in field order)."""
+def _matches(root: Path, pattern: str) -> Iterator[tuple[dict[str, str], Path]]:
+    """Files under ``root`` matching ``pattern``, with their fields (in pattern order)."""
     glob, regex = _matcher(pattern)
     for path in root.glob(glob):
         match = regex.match(path.relative_to(root).as_posix())
         if match and path.is_file():
-            yield tuple(match.groupdict().values()), path
+            yield match.groupdict(), path
 
 
 def natural_key(text: str) -> list[object]:
@@ -133,42 +133,36 @@ def _fill(pattern: str, fields: dict[str, str]) -> str:
 
 def pairs_in_layout(root: Path, layout: PairLayout) -> list[Pair]:
     """Every pair under ``root`` in ``layout``, in natural order of their names."""
-    rainy_fields = list(dict.fromkeys(FIELD.findall(layout.rainy)))
     clean_fields = list(dict.fromkeys(FIELD.findall(layout.clean)))
-    rainy = sorted(_matches(root, layout.rainy), key=lambda item: natural_key("-".join(item[0])))
+
+    def clean_key(fields: dict[str, str]) -> tuple[str, ...]:
+        return tuple(fields[name] for name in clean_fields)
+
+    def name(fields: dict[str, str]) -> str:
+        return "-".join(fields.values())
+
+    rainy = sorted(_matches(root, layout.rainy), key=lambda item: natural_key(name(item[0])))
     if layout.rainy_half:
-        return [Pair("-".join(key), path, path, layout.rainy_half) for key, path in rainy]
-    clean = dict(_matches(root, layout.clean))
-    wanted = [
-        {name: dict(zip(rainy_fields, key, strict=True))[name] for name in clean_fields} for key, _ in rainy
-    ]
-    missing = [
-        (path, fields)
-        for (_, path), fields in zip(rainy, wanted, strict=True)
-        if tuple(fields.values()) not in clean
-    ]
+        return [Pair(name(fields), path, path, layout.rainy_half) for fields, path in rainy]
+    clean = {clean_key(fields): path for fields, path in _matches(root, layout.clean)}
+    missing = [(fields, path) for fields, path in rainy if clean_key(fields) not in clean]
     if missing:
-        path, fields = missing[0]
+        fields, path = missing[0]
         raise VidderainError(
             f"{path.name} in {path.parent} has no pair ({_fill(layout.clean, fields)}); "
             f"{len(missing)} unpaired in all"
         )
     unused = sorted(
-        set(clean) - {tuple(fields.values()) for fields in wanted}, key=lambda key: natural_key("-".join(key))
+        set(clean) - {clean_key(fields) for fields, _ in rainy}, key=lambda key: natural_key("-".join(key))
     )
     if unused:
         path = clean[unused[0]]
-        example = _fill(
-            layout.rainy,
-            {name: "*" for name in rainy_fields} | dict(zip(clean_fields, unused[0], strict=True)),
-        )
+        wildcards = {field: "*" for field in FIELD.findall(layout.rainy)}
+        example = _fill(layout.rainy, wildcards | dict(zip(clean_fields, unused[0], strict=True)))
         raise VidderainError(
             f"{path.name} in {path.parent} has no pair ({example}); {len(unused)} unpaired in all"
         )
-    return [
-        Pair("-".join(key), path, clean[tuple(fields.values())])
-        for (key, path), fields in zip(rainy, wanted, strict=True)
-    ]
+    return [Pair(name(fields), path, clean[clean_key(fields)]) for fields, path in rainy]
 
 
 def find_pairs(root: Path, layouts: PairLayout | tuple[PairLayout, ...]) -> list[Pair]:
