@@ -120,9 +120,9 @@ class SyntheticPairs:
         rainy, clean = [], []
         for _ in range(size):
             (crop,) = aligned_crops((self.train[rng.integers(len(self.train))],), patch, rng)
-            wet, _ = add_rain(crop, random_style(rng), seed=int(rng.integers(2**31)))
-            if self.rain_free and rng.random() < self.rain_free:  # no draw at 0: older recipes reproduce
-                wet = crop
+            style, seed = random_style(rng), int(rng.integers(2**31))  # drawn for every crop, dry or not
+            dry = self.rain_free and rng.random() < self.rain_free  # no draw at 0: older recipes reproduce
+            wet = crop if dry else add_rain(crop, style, seed=seed)[0]
             if rng.random() < self.jpeg_probability:
                 wet = compress_jpeg(wet, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
             rainy.append(wet)
