@@ -38,11 +38,8 @@ from rich.progress import (
 )
 
 from vidderain.config import load_model_config, reject_unknown_keys
-from vidderain.data.paired import find_pairs, layout_from_spec
-from vidderain.data.photos import PHOTOS, load_photo
-from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
+from vidderain.data.training import PairSource, build_training_data
 from vidderain.errors import VidderainError
-from vidderain.imageio import read_rgb, to_float
 from vidderain.inference import resolve_device
 from vidderain.metrics import NegativeSSIMLoss, psnr_y, ssim_y
 from vidderain.models import build_model
@@ -82,99 +79,16 @@ def load_train_config(path: Path) -> TrainConfig:
     train = {**TRAIN_DEFAULTS, **(raw.get("train") or {})}
     reject_unknown_keys(train, TRAIN_DEFAULTS, str(path), "train.")
     data = raw.get("data") or {}
-    if ("paired" in data) == ("synthetic" in data):
-        raise VidderainError(f"{path}: 'data' needs exactly one of 'paired' or 'synthetic'")
+    if not isinstance(data, dict) or not {"paired", "synthetic"} & set(data):
+        raise VidderainError(f"{path}: 'data' needs 'paired', 'synthetic' or both")
     return TrainConfig(raw.get("name", path.stem), raw.get("model", "rranet-lite"), data, train)
-
-
-class SyntheticPairs:
-    """Rain rendered over crops of clean photographs; ``holdout`` photos are only validated on.
-
-    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; default all), or ``clean`` (a
-    folder of PNGs); ``holdout`` (names kept for validation); ``jpeg`` (``probability`` and a ``quality``
-    range of a JPEG round trip applied to the rainy crop, so the model also sees codec-blurred streaks);
-    ``rain_free`` (the share of crops left without rain, so the model learns to leave dry footage alone).
-    """
-
-    KEYS = ("photos", "clean", "holdout", "jpeg", "rain_free")
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
-        folder = spec.get("clean")
-        if folder:
-            photos = {p.stem: to_float(read_rgb(p)) for p in sorted(Path(folder).glob("*.png"))}
-        else:
-            photos = {name: load_photo(name) for name in spec.get("photos", PHOTOS)}
-        holdout = set(spec.get("holdout", []))
-        missing = sorted(holdout - set(photos))
-        if missing:
-            raise VidderainError(f"holdout photo '{missing[0]}' is not among the training photos")
-        self.train = [photo for name, photo in photos.items() if name not in holdout]
-        self.validation = [photo for name, photo in photos.items() if name in holdout]
-        jpeg = spec.get("jpeg") or {}
-        self.jpeg_probability = float(jpeg.get("probability", 0.0))
-        self.jpeg_quality = tuple(jpeg.get("quality", (50, 95)))
-        self.rain_free = float(spec.get("rain_free", 0.0))
-
-    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
-        rainy, clean = [], []
-        for _ in range(size):
-            (crop,) = aligned_crops((self.train[rng.integers(len(self.train))],), patch, rng)
-            style, seed = random_style(rng), int(rng.integers(2**31))  # drawn for every crop, dry or not
-            dry = self.rain_free and rng.random() < self.rain_free  # no draw at 0: older recipes reproduce
-            wet = crop if dry else add_rain(crop, style, seed=seed)[0]
-            if rng.random() < self.jpeg_probability:
-                wet = compress_jpeg(wet, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
-            rainy.append(wet)
-            clean.append(crop)
-        return np.stack(rainy), np.stack(clean)
-
-    def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        rng = np.random.default_rng(12345)  # fixed rain, so validations compare across runs
-        pairs = []
-        for photo in self.validation:
-            wet, _ = add_rain(photo, RainStyle(), seed=int(rng.integers(2**31)))
-            pairs.append((np.round(wet * 255) / 255, photo))
-        return pairs
-
-
-class PairedFolder:
-    """Aligned random crops (and flips) of rainy/clean pairs from a dataset folder, read when drawn.
-
-    ``data.paired`` keys: ``root``, optional ``validation`` (a second folder in the same layout), and
-    ``layout`` (a preset of vidderain.data.paired) or ``rainy``/``clean`` patterns (+ ``rainy_half``).
-    Images are read per crop rather than held in memory: SPA-Data alone has over 600,000 pairs.
-    """
-
-    KEYS = ("root", "validation", "layout", "rainy", "clean", "rainy_half")
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        reject_unknown_keys(spec, self.KEYS, "train config", "data.paired.")
-        layouts = layout_from_spec(spec)
-        self.pairs = find_pairs(Path(spec["root"]), layouts)
-        self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []
-
-    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
-        rainy, clean = [], []
-        for _ in range(size):
-            pair = self.pairs[rng.integers(len(self.pairs))]
-            images = pair.load()
-            if min(images[0].shape[:2]) < patch:
-                raise VidderainError(f"{pair.rainy} is smaller than the {patch}-pixel training patch")
-            wet, dry = aligned_crops(images, patch, rng)
-            rainy.append(to_float(wet))
-            clean.append(to_float(dry))
-        return np.stack(rainy), np.stack(clean)
-
-    def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
 
 
 class Prefetcher:
     """Draws the next batches on worker threads while the current one trains. A batch depends on its
     iteration number alone, so drawing ahead cannot change what is drawn."""
 
-    def __init__(self, data: SyntheticPairs | PairedFolder, seed: int, size: int, patch: int) -> None:
+    def __init__(self, data: PairSource, seed: int, size: int, patch: int) -> None:
         self.draw = lambda iteration: data.batch(np.random.default_rng([seed, iteration]), size, patch)
         self.pool = ThreadPoolExecutor(PREFETCH_BATCHES, thread_name_prefix="batches")
         self.pending: dict[int, Future] = {}
@@ -187,26 +101,6 @@ class Prefetcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """The same random patch (and the same random horizontal flip) of each of ``images``."""
-    top = rng.integers(images[0].shape[0] - patch + 1)
-    left = rng.integers(images[0].shape[1] - patch + 1)
-    flip = rng.random() < 0.5
-    crops = [image[top : top + patch, left : left + patch] for image in images]
-    return [np.ascontiguousarray(crop[:, ::-1] if flip else crop) for crop in crops]
-
-
-def random_style(rng: np.random.Generator) -> RainStyle:
-    return RainStyle(
-        density=rng.uniform(0.2, 1.6),
-        length=(rng.uniform(4, 12), rng.uniform(16, 48)),
-        angle=rng.uniform(-25, 25),
-        width=(1, int(rng.integers(1, 4))),
-        intensity=(rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.9)),
-        motion_blur=int(rng.integers(1, 8)),
-    )
 
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -265,11 +159,7 @@ def main() -> int:
         config = load_train_config(args.config)
         model_config = load_model_config(config.model)
         device = resolve_device(args.device)
-        data = (
-            PairedFolder(config.data["paired"])
-            if "paired" in config.data
-            else SyntheticPairs(config.data["synthetic"])
-        )
+        data = build_training_data(config.data, str(args.config))
         settings = config.train
         torch.manual_seed(settings["seed"])
         init = settings["init"]
@@ -287,7 +177,7 @@ def main() -> int:
     )
     amp = settings["amp"] and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    start = 0
+    start, best = 0, -math.inf  # best validation PSNR-Y so far: its weights are OUT/best.safetensors
     if args.resume:
         state = torch.load(args.resume, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
@@ -295,8 +185,15 @@ def main() -> int:
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         start = state["iteration"]
+        best = state.get("best_psnr_y", best)
         console.print(f"resumed {args.resume} at iteration {start}")
 
+    if start == 0 and init:
+        # The weights a fine-tune starts from set the bar: best.safetensors is written only above it.
+        scores = validate(model, data.validation_pairs(), device)
+        if scores:
+            best = scores[0]
+            console.print(f"init {init} | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}")
     loss_fn = NegativeSSIMLoss()
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
@@ -314,16 +211,6 @@ def main() -> int:
                 scaler.update()
                 schedule.step()
                 done = iteration - start
-                if iteration % settings["checkpoint_every"] == 0 or iteration == last:
-                    state = {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "iteration": iteration,
-                        "schedule": schedule.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "config": config.__dict__,
-                    }
-                    save_checkpoint(args.out / "checkpoint.pt", state)
                 status = f"loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e}"
                 status += f" ({(time.perf_counter() - started) / done:.2f} s/iter)"
                 progress.update(task, completed=iteration, status=status)
@@ -332,6 +219,26 @@ def main() -> int:
                     scores = validate(model, data.validation_pairs(), device)
                     if scores:
                         line += f" | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}"
+                        if scores[0] > best:
+                            best = scores[0]
+                            metadata = {
+                                "vidderain.train_config": str(args.config),
+                                "vidderain.iterations": str(iteration),
+                                "vidderain.validation_psnr_y": f"{best:.3f}",
+                            }
+                            save_weights(model, args.out / "best.safetensors", metadata)
+                            line += " (best so far: best.safetensors)"
+                if iteration % settings["checkpoint_every"] == 0 or iteration == last:
+                    state = {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "iteration": iteration,
+                        "schedule": schedule.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "config": config.__dict__,
+                        "best_psnr_y": best,
+                    }
+                    save_checkpoint(args.out / "checkpoint.pt", state)
                 if iteration % settings["checkpoint_every"] == 0 or iteration == last or "validation" in line:
                     # A log line, printed above the live progress line.
                     progress.console.print(line, markup=False)

@@ -94,11 +94,13 @@ def test_bad_training_data_is_one_line_error(tmp_path):
 def test_shipped_train_configs_are_valid():
     sys.path.insert(0, str(ROOT / "pipelines"))
     try:
-        from train import SyntheticPairs, load_train_config
+        from train import load_train_config
     finally:
         sys.path.pop(0)
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
+    from vidderain.data.synthesis import RAIN_KINDS
+    from vidderain.data.training import PairedFolder, SyntheticPairs
 
     configs = sorted((ROOT / "configs" / "train").glob("*.yaml"))
     assert len(configs) >= 4
@@ -106,10 +108,13 @@ def test_shipped_train_configs_are_valid():
         config = load_train_config(path)
         load_model_config(config.model)
         if "paired" in config.data:
+            assert set(config.data["paired"]) <= set(PairedFolder.KEYS)
             layout_from_spec(config.data["paired"])
-        else:
+        if "synthetic" in config.data:
             spec = config.data["synthetic"]
-            assert set(spec) <= set(SyntheticPairs.KEYS) and set(spec["holdout"]) <= set(PHOTOS)
+            assert set(spec) <= set(SyntheticPairs.KEYS) and set(spec.get("holdout", [])) <= set(PHOTOS)
+            kinds = spec.get("rain", "streaks")
+            assert set([kinds] if isinstance(kinds, str) else kinds) <= set(RAIN_KINDS)
 
 
 def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_holdout(tmp_path):
@@ -162,12 +167,9 @@ def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):
 
 
 def test_rain_free_crops_are_their_own_targets(tmp_path):
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from train import SyntheticPairs
-    finally:
-        sys.path.pop(0)
     import numpy as np
+
+    from vidderain.data.training import SyntheticPairs
 
     dry = SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain_free": 1.0})
     rainy, clean = dry.batch(np.random.default_rng(0), 4, 64)

@@ -1,0 +1,159 @@
+"""Measure rain layers: real benchmark pairs against vidderain's renders over the same clean images.
+
+    python pipelines/measure_rain.py --pairs ../shared/data/pairs --out docs/rain-synthesis [--kind layered]
+
+The rain layer of a pair is ``rainy - clean`` (mean over RGB). For each layer this measures
+- coverage: the share of pixels brightened by more than RAIN_THRESHOLD;
+- intensity: the 50th and 90th percentile of the brightening over covered pixels;
+- haze: the 10th percentile of the brightening over all pixels (a veil lifts even the gaps between streaks);
+- angle and angle spread: the streak direction (degrees from vertical) and the circular spread of the
+  local directions, from the structure tensor of the layer;
+- length and width: how far along and across the streak direction the layer's autocorrelation stays
+  above one half (full width at half maximum, in pixels).
+Directions and sizes are measured on the layer blurred by ANTI_ALIAS_SIGMA (so widths include it).
+Renders use each pair's clean image with several random draws, so backgrounds match. Writes a Markdown
+table of medians and quartiles (real vs rendered) and a picture of real and rendered crops side by side.
+Pairs listed with ``--exclude`` (the validation split) are not measured: the renderer is fitted on
+training pairs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidderain.data.paired import PairLayout, find_pairs
+from vidderain.data.synthesis import RAIN_KINDS
+from vidderain.imageio import to_float, to_uint8, write_rgb
+
+RAIN_THRESHOLD = 0.05
+HALF = 0.5
+CROP = 160  # side of each crop in the picture
+ANTI_ALIAS_SIGMA = 1.0
+STATS = ("coverage", "intensity p50", "intensity p90", "haze p10", "angle", "angle spread", "length", "width")
+
+
+def streak_direction(layer: np.ndarray) -> tuple[float, float]:
+    """(angle from vertical, circular spread) in degrees, from the gradient structure tensor: streaks
+    run across their strongest gradients."""
+    gx = cv2.Sobel(layer, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(layer, cv2.CV_32F, 0, 1, ksize=3)
+    weight = gx**2 + gy**2
+    # Doubled gradient angles: a direction and its opposite agree.
+    doubled = np.arctan2(2 * gx * gy, gx**2 - gy**2)
+    c, s = (weight * np.cos(doubled)).sum(), (weight * np.sin(doubled)).sum()
+    resultant = np.hypot(c, s) / max(weight.sum(), 1e-12)
+    gradient_angle = 0.5 * np.arctan2(s, c)  # radians from the x axis (image rows grow downwards)
+    # The streak runs across the gradient: along (-sin, cos), which is -gradient_angle from vertical.
+    from_vertical = (-np.degrees(gradient_angle) + 90) % 180 - 90
+    spread = np.degrees(np.sqrt(max(-2 * np.log(max(resultant, 1e-12)), 0.0)) / 2)
+    return float(from_vertical), float(spread)
+
+
+def half_width(profile: np.ndarray) -> float:
+    """Full width at half maximum of a symmetric profile peaking at its middle (linear interpolation)."""
+    centre = len(profile) // 2
+    for offset in range(1, centre):
+        if profile[centre + offset] < HALF:
+            above, below = profile[centre + offset - 1], profile[centre + offset]
+            return 2.0 * (offset - 1 + (above - HALF) / max(above - below, 1e-12))
+    return 2.0 * centre
+
+
+def streak_extent(layer: np.ndarray, angle: float) -> tuple[float, float]:
+    """(length, width) at half maximum of the layer's autocorrelation along and across ``angle``."""
+    centred = layer - layer.mean()
+    spectrum = np.fft.fft2(centred)
+    autocorr = np.fft.fftshift(np.fft.ifft2(spectrum * np.conj(spectrum)).real)
+    autocorr /= max(autocorr.max(), 1e-12)
+    h, w = autocorr.shape
+    rotation = cv2.getRotationMatrix2D((w / 2, h / 2), -angle, 1.0)  # turn the streaks upright
+    upright = cv2.warpAffine(autocorr.astype(np.float32), rotation, (w, h), flags=cv2.INTER_LINEAR)
+    return half_width(upright[:, w // 2]), half_width(upright[h // 2, :])
+
+
+def measure(rainy: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    layer = (rainy - clean).mean(axis=2).astype(np.float32)
+    covered = layer > RAIN_THRESHOLD
+    values = layer[covered] if covered.any() else np.zeros(1)
+    # A slight blur first: one-pixel streaks alias into stairs that bias directions towards the axes.
+    smooth = cv2.GaussianBlur(np.clip(layer, 0, None), (0, 0), ANTI_ALIAS_SIGMA)
+    angle, spread = streak_direction(smooth)
+    length, width = streak_extent(smooth, angle)
+    return {
+        "coverage": float(covered.mean()),
+        "intensity p50": float(np.percentile(values, 50)),
+        "intensity p90": float(np.percentile(values, 90)),
+        "haze p10": float(np.percentile(layer, 10)),
+        "angle": angle,
+        "angle spread": spread,
+        "length": length,
+        "width": width,
+    }
+
+
+def summary(rows: list[dict[str, float]], key: str) -> str:
+    values = np.array([row[key] for row in rows])
+    q1, median, q3 = np.percentile(values, (25, 50, 75))
+    digits = 3 if abs(median) < 1 and key not in ("angle", "angle spread", "length", "width") else 1
+    return f"{median:.{digits}f} ({q1:.{digits}f}..{q3:.{digits}f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, required=True, help="folder of <set>/rainy|clean/NAME.png")
+    parser.add_argument("--exclude", nargs="*", default=[], help="rainy paths under --pairs not to measure")
+    parser.add_argument("--kind", nargs="+", default=["layered"], help="rain kinds to render")
+    parser.add_argument("--draws", type=int, default=4, help="renders per clean image")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.md and OUT.png")
+    args = parser.parse_args()
+
+    pairs = find_pairs(args.pairs, PairLayout("{set}/rainy/{name}.png", "{set}/clean/{name}.png"))
+    excluded = set(args.exclude)
+    # Copies of an excluded pair under other names are excluded too (compared by pixels).
+    seen = {p.load()[1].tobytes() for p in pairs if p.rainy.relative_to(args.pairs).as_posix() in excluded}
+    loaded = []
+    for pair in pairs:
+        rainy, clean = pair.load()
+        if clean.tobytes() in seen or min(clean.shape[:2]) < CROP:
+            continue
+        seen.add(clean.tobytes())
+        loaded.append((to_float(rainy), to_float(clean)))
+    results = {"real pairs": [measure(rainy, clean) for rainy, clean in loaded]}
+    rng = np.random.default_rng(0)
+    crops = {"real pairs": [rainy for rainy, _ in loaded]}
+    for kind in args.kind:
+        renders = [(RAIN_KINDS[kind](clean, rng), clean) for _, clean in loaded for _ in range(args.draws)]
+        results[f"`{kind}` renders"] = [measure(wet, clean) for wet, clean in renders]
+        crops[f"`{kind}` renders"] = [wet for wet, _ in renders[:: args.draws]]
+
+    lines = [
+        f"Rain layers (rainy - clean) of {len(loaded)} distinct training pairs and of renders over the same "
+        f"clean images ({args.draws} draws each): median (quartiles).",
+        "",
+        "| measure | " + " | ".join(results) + " |",
+        "| --- |" + " --- |" * len(results),
+    ]
+    lines += [
+        f"| {key} | " + " | ".join(summary(rows, key) for rows in results.values()) + " |" for key in STATS
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    # One row per source: the centre crop of the first six images.
+    rows = []
+    for images in crops.values():
+        tiles = []
+        for image in images[:6]:
+            top, left = (image.shape[0] - CROP) // 2, (image.shape[1] - CROP) // 2
+            tiles.append(image[top : top + CROP, left : left + CROP])
+        rows.append(np.hstack(tiles))
+    write_rgb(args.out.with_suffix(".png"), to_uint8(np.vstack(rows)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Training data: held-out pairs and their copies, mixed sources, rain kinds, codec round trips, frames."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, SAMPLES
+from vidderain.data.synthesis import RAIN_KINDS, compress_h264, render_layered
+from vidderain.data.training import (
+    MixedPairs,
+    PairedFolder,
+    SyntheticPairs,
+    build_training_data,
+    video_frames,
+)
+from vidderain.errors import VidderainError
+from vidderain.imageio import read_rgb, to_float, write_rgb
+from vidderain.metrics import psnr_y
+
+PATTERNS = {"rainy": "{set}/rainy/{name}.png", "clean": "{set}/clean/{name}.png"}
+
+
+def make_sets(root, copies: dict[str, str]):
+    """Set ``a`` holds the bundled sample pairs; set ``b`` holds copies of some of them under new names."""
+    for side in ("rainy", "clean"):
+        shutil.copytree(SAMPLES / side, root / "a" / side)
+        (root / "b" / side).mkdir(parents=True)
+        for new, old in copies.items():
+            shutil.copy(SAMPLES / side / f"{old}.png", root / "b" / side / f"{new}.png")
+    return root
+
+
+def test_a_held_out_pair_and_its_copies_under_other_names_are_never_trained_on(tmp_path):
+    root = make_sets(tmp_path, {"x1": "rocket", "x2": "chelsea"})
+    source = PairedFolder({"root": str(root), **PATTERNS, "holdout": ["a/rainy/rocket.png"]})
+    trained = {pair.rainy.relative_to(root).as_posix() for pair in source.pairs}
+    assert "a/rainy/rocket.png" not in trained and "b/rainy/x1.png" not in trained  # x1 is rocket
+    # chelsea is in both sets: one copy is kept, not two.
+    assert len([name for name in trained if name in ("a/rainy/chelsea.png", "b/rainy/x2.png")]) == 1
+    assert len(source.pairs) == 3 and source.copies_dropped == 2
+    ((_, clean),) = source.validation_pairs()
+    assert np.array_equal(clean, to_float(read_rgb(SAMPLES / "clean" / "rocket.png")))
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # no training crop comes from the held-out image
+        wet, _ = source.batch(rng, 4, 64)
+        held_out = to_float(read_rgb(SAMPLES / "rainy" / "rocket.png"))
+        assert not any(np.array_equal(crop, held_out[: crop.shape[0], : crop.shape[1]]) for crop in wet)
+
+    with pytest.raises(VidderainError, match=r"holdout pair a/rainy/nope\.png is not in"):
+        PairedFolder({"root": str(root), **PATTERNS, "holdout": ["a/rainy/nope.png"]})
+
+
+def test_mixed_sources_give_each_its_share_of_every_batch(tmp_path):
+    # Dry "pairs" (rainy = clean) beside synthetic rain: the dry crops in a batch are the paired share.
+    for side in ("rainy", "clean"):
+        shutil.copytree(SAMPLES / "clean", tmp_path / "dry" / side)
+    data = build_training_data(
+        {
+            "paired": {"root": str(tmp_path / "dry"), "layout": "rainy-clean", "share": 3},
+            "synthetic": {"clean": str(SAMPLES / "clean"), "rain": "layered", "share": 5},
+        },
+        "test config",
+    )
+    assert isinstance(data, MixedPairs)
+    for iteration in range(3):
+        rainy, clean = data.batch(np.random.default_rng([7, iteration]), 8, 64)
+        dry = [np.array_equal(r, c) for r, c in zip(rainy, clean, strict=True)]
+        assert dry == [True] * 3 + [False] * 5
+    # The same generator draws the same batch: resumed training draws what the first run would have.
+    first, second = (data.batch(np.random.default_rng([7, 1]), 8, 64) for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_rain_kinds_are_chosen_by_name_and_unknown_ones_are_named(tmp_path):
+    assert {"streaks", "layered"} <= set(RAIN_KINDS)
+    with pytest.raises(VidderainError, match="unknown rain kind 'drizzle' \\(known: streaks, layered"):
+        SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain": {"layered": 1, "drizzle": 1}})
+    with pytest.raises(VidderainError, match="'data' needs 'paired', 'synthetic' or both"):
+        build_training_data({}, "test config")
+
+
+def test_layered_rain_is_dense_bright_and_near_vertical(rng):
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        from measure_rain import measure
+    finally:
+        sys.path.pop(0)
+    clean = to_float(read_rgb(SAMPLES / "clean" / "astronaut.png"))
+    stats = [measure(render_layered(clean, np.random.default_rng(seed)), clean) for seed in range(12)]
+    coverage = np.median([s["coverage"] for s in stats])
+    assert 0.3 < coverage < 0.95  # the benchmarks' heavy rain covers most of the frame (0.73 median)
+    assert np.median([abs(s["angle"]) for s in stats]) < 15
+    assert np.median([s["length"] for s in stats]) > 2 * np.median([s["width"] for s in stats])
+    for seed in range(4):
+        wet = render_layered(clean, np.random.default_rng(seed))
+        assert wet.shape == clean.shape and wet.dtype == np.float32 and wet.min() >= 0 and wet.max() <= 1
+
+
+def test_rain_measurements_recover_a_known_streak_direction_and_size():
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        from measure_rain import measure
+    finally:
+        sys.path.pop(0)
+    from vidderain.data.synthesis import streak_layer
+
+    for angle in (-20.0, 0.0, 15.0):
+        layer = streak_layer(
+            (256, 256), np.random.default_rng(1), density=0.002, length=40, width=0.5, angle=angle
+        )
+        stats = measure(np.clip(layer, 0, 1)[..., None].repeat(3, 2), np.zeros((256, 256, 3)))
+        assert abs(stats["angle"] - angle) < 3 and stats["angle spread"] < 15, stats
+        assert 25 < stats["length"] < 50 and stats["width"] < 5, stats
+
+
+def test_an_h264_round_trip_keeps_the_picture_and_leaves_codec_loss(tmp_path):
+    clean = to_float(read_rgb(SAMPLES / "clean" / "chelsea.png"))[:96, :128]
+    import torch
+
+    def score(image):
+        return psnr_y(
+            torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(clean).permute(2, 0, 1)[None]
+        )
+
+    fine, coarse = compress_h264(clean, 18), compress_h264(clean, 40)
+    assert fine.shape == clean.shape and not np.array_equal(fine, clean)
+    assert score(fine) > 35 and score(coarse) < score(fine) - 5
+
+
+def test_video_frames_are_sampled_at_the_asked_interval(tmp_path):
+    shutil.copy(ROOT / "samples" / "rainy_clip.mp4", tmp_path / "clip.mp4")
+    frames = video_frames(tmp_path, every_seconds=1.0)
+    assert len(frames) == 3 and frames[0].shape == (360, 640, 3) and frames[0].dtype == np.uint8
+    assert len(video_frames(tmp_path, every_seconds=0.5)) == 6
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    write_rgb(stills / "frame.png", frames[0])
+    with pytest.raises(VidderainError, match="no videos in"):
+        video_frames(stills, 1.0)

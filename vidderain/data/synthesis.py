@@ -1,0 +1,164 @@
+"""Rain kinds for synthetic training pairs, by name: each renders rain over a clean float crop.
+
+``RAIN_KINDS`` is the one seam for new kinds of rain (a new kind is a function here plus one registry
+line): a train config's ``data.synthetic.rain`` picks one. Codec round trips (JPEG, H.264 through PyAV)
+come after the rain, as in the footage users derain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
+from vidderain.imageio import to_float, to_uint8
+
+RainKind = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+RAIN_KINDS: dict[str, RainKind] = {}
+
+__all__ = ["RAIN_KINDS", "compress_h264", "compress_jpeg", "register_rain"]
+
+
+def register_rain(name: str) -> Callable[[RainKind], RainKind]:
+    def register(kind: RainKind) -> RainKind:
+        RAIN_KINDS[name] = kind
+        return kind
+
+    return register
+
+
+@register_rain("streaks")
+def streaks(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """vidderain's first renderer (vidderain.data.rain): sparse anti-aliased lines, one direction."""
+    style = RainStyle(
+        density=rng.uniform(0.2, 1.6),
+        length=(rng.uniform(4, 12), rng.uniform(16, 48)),
+        angle=rng.uniform(-25, 25),
+        width=(1, int(rng.integers(1, 4))),
+        intensity=(rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.9)),
+        motion_blur=int(rng.integers(1, 8)),
+    )
+    return add_rain(clean, style, seed=int(rng.integers(2**31)))[0]
+
+
+def compress_h264(image: np.ndarray, crf: int) -> np.ndarray:
+    """An H.264 (libx264, 4:2:0, intra) round trip of a float RGB image with even sides: the blocking,
+    deblocking and chroma blur that video leaves on streaks."""
+    height, width = image.shape[:2]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.thread_count = 1  # one core: training draws crops on worker threads beside the model
+    encoder.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+    frame = av.VideoFrame.from_ndarray(to_uint8(image), format="rgb24").reformat(format="yuv420p")
+    packets = [*encoder.encode(frame), *encoder.encode(None)]
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [out for packet in packets for out in decoder.decode(packet)] + list(decoder.decode(None))
+    return to_float(decoded[0].to_ndarray(format="rgb24"))
+
+
+@dataclass(frozen=True)
+class LayeredRain:
+    """Ranges the ``layered`` kind draws from; fitted to the benchmark pairs (docs/rain-synthesis.md).
+
+    Lengths and widths are in pixels at the crop's scale; densities are the share of pixels that seed a
+    streak; angles are degrees from vertical.
+    """
+
+    layers: tuple[int, int] = (1, 3)  # depth layers, far (fine, dense, dim) to near (thick, sparse, bright)
+    far_overlap: tuple[float, float] = (0.2, 1.2)  # mean streaks over a pixel: density x length x width
+    near_overlap: tuple[float, float] = (0.1, 0.8)
+    far_length: tuple[float, float] = (15.0, 50.0)
+    near_length: tuple[float, float] = (40.0, 120.0)
+    far_width: tuple[float, float] = (0.3, 0.6)  # Gaussian sigma of a drop before the motion smear
+    near_width: tuple[float, float] = (0.5, 1.1)
+    intensity: tuple[float, float] = (0.3, 1.0)  # peak brightness of the nearest layer
+    angle_spread: float = 12.0  # standard deviation of the main direction around vertical
+    angle_limit: float = 40.0
+    layer_angle_jitter: float = 5.0  # each deeper layer turns by up to this much
+    cross_direction: float = 0.15  # chance a layer falls in its own direction (benchmarks mix several)
+    additive: float = 0.5  # chance of clipped addition (the benchmarks' blend) instead of a screen blend
+    veil: float = 0.35  # chance of rain accumulation: (clean + streaks) * t + A * (1 - t)
+    veil_transmission: tuple[float, float] = (0.55, 0.95)  # t at its lowest over the crop
+    veil_airlight: tuple[float, float] = (0.6, 1.0)
+
+
+def _streak_kernel(length: float, angle_deg: float) -> np.ndarray:
+    """An anti-aliased line of ones, ``length`` long at ``angle_deg`` from vertical: a drop's smear."""
+    size = int(np.ceil(length)) | 1
+    kernel = np.zeros((size, size), np.float32)
+    centre = size / 2 - 0.5
+    dx, dy = np.sin(np.radians(angle_deg)) * length / 2, np.cos(np.radians(angle_deg)) * length / 2
+    shift = 4  # sub-pixel end points
+    scale = 1 << shift
+    start = (round((centre - dx) * scale), round((centre - dy) * scale))
+    end = (round((centre + dx) * scale), round((centre + dy) * scale))
+    cv2.line(kernel, start, end, 1.0, 1, cv2.LINE_AA, shift)
+    return kernel
+
+
+def streak_layer(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    density: float,
+    length: float,
+    width: float,
+    angle: float,
+) -> np.ndarray:
+    """Random drops (Gaussian dots of random brightness) smeared along ``angle``: the Photoshop-style
+    noise -> blur -> motion-blur recipe behind the benchmark sets, drawn past the edges so streaks enter
+    the frame. Peaks are near 1 where one streak lies; overlaps add up."""
+    pad = int(np.ceil(length / 2)) + 2
+    height, width_px = shape[0] + 2 * pad, shape[1] + 2 * pad
+    drops = (rng.random((height, width_px)) < density) * rng.uniform(0.4, 1.0, (height, width_px))
+    drops = drops.astype(np.float32)
+    if width > 0.3:
+        drops = cv2.GaussianBlur(drops, (0, 0), width) * (2 * np.pi * width**2) ** 0.5
+    layer = cv2.filter2D(drops, -1, _streak_kernel(length, angle), borderType=cv2.BORDER_CONSTANT)
+    return layer[pad : pad + shape[0], pad : pad + shape[1]]
+
+
+def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """A field varying slowly across the frame between ``low`` and ``high`` (bilinear up from 3x3)."""
+    coarse = rng.uniform(low, high, (3, 3)).astype(np.float32)
+    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def render_layered(
+    clean: np.ndarray, rng: np.random.Generator, ranges: LayeredRain | None = None
+) -> np.ndarray:
+    """Several depth layers of streaks, a clipped-add or screen blend, and sometimes a veil of haze."""
+    r = ranges or LayeredRain()
+    shape = clean.shape[:2]
+    count = int(rng.integers(r.layers[0], r.layers[1] + 1))
+    base_angle = float(np.clip(rng.normal(0, r.angle_spread), -r.angle_limit, r.angle_limit))
+    peak = rng.uniform(*r.intensity)
+    rain = np.zeros(shape, np.float32)
+    for index in range(count):
+        depth = 1.0 if count == 1 else index / (count - 1)  # 0 far, 1 near; one layer is a near one
+        depth = float(np.clip(depth + rng.uniform(-0.2, 0.2), 0, 1))
+        if rng.random() < r.cross_direction:
+            angle = rng.uniform(-r.angle_limit, r.angle_limit)
+        else:
+            angle = base_angle + rng.uniform(-1, 1) * r.layer_angle_jitter * (1 - depth)
+        near = depth >= 0.5
+        length = rng.uniform(*(r.near_length if near else r.far_length))
+        width = rng.uniform(*(r.near_width if near else r.far_width))
+        overlap = rng.uniform(*(r.near_overlap if near else r.far_overlap))
+        density = overlap / (length * max(2.5 * width, 1.0))
+        layer = streak_layer(shape, rng, density=density, length=length, width=width, angle=angle)
+        layer *= peak * (0.45 + 0.55 * depth)  # far rain is dimmer
+        rain = 1 - (1 - rain) * (1 - np.clip(layer, 0, 1))
+    rain = rain[..., None]
+    wet = np.clip(clean + rain, 0, 1) if rng.random() < r.additive else 1 - (1 - clean) * (1 - rain)
+    if rng.random() < r.veil:
+        transmission = _smooth_field(shape, rng, rng.uniform(*r.veil_transmission), 1.0)[..., None]
+        airlight = rng.uniform(*r.veil_airlight) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
+        wet = wet * transmission + np.clip(airlight, 0, 1) * (1 - transmission)
+    return np.clip(wet, 0, 1).astype(np.float32)
+
+
+RAIN_KINDS["layered"] = render_layered

@@ -1,0 +1,282 @@
+"""Training data: aligned (rainy, clean) crops from paired folders, synthetic rain, or a fixed mix of both.
+
+A train config's ``data`` section names one or more sources; each draws a whole batch from a generator
+it is given, so a batch depends on the seed and iteration number alone (see pipelines/train.py):
+
+- ``paired``: rainy/clean pairs from a dataset folder, read per crop (SPA-Data has over 600,000 pairs).
+  ``holdout`` names pairs (rainy paths relative to the root) that are validated on and never trained on;
+  with a holdout, pairs whose clean image has the same pixels as another are dropped as copies, so a copy
+  of a held-out pair under another name cannot leak into training (public samples repeat images).
+- ``synthetic``: rain rendered over random crops of clean photographs (the bundled ones, or folders of
+  images) and frames of clean videos (which keep their real compression), in one of the rain kinds of
+  ``vidderain.data.synthesis``; then, sometimes, a JPEG or H.264 round trip of the rainy crop.
+- both: ``share`` of each says what fraction of every batch comes from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import numpy as np
+
+from vidderain.config import reject_unknown_keys
+from vidderain.data.paired import Pair, find_pairs, layout_from_spec
+from vidderain.data.photos import PHOTOS, load_photo
+from vidderain.data.rain import RainStyle, add_rain
+from vidderain.data.synthesis import RAIN_KINDS, compress_h264, compress_jpeg
+from vidderain.errors import VidderainError
+from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ts", ".webm")
+ValidationPairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+class PairSource(Protocol):
+    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def validation_pairs(self) -> ValidationPairs: ...
+
+
+def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random patch (and the same random horizontal flip) of each of ``images``."""
+    top = rng.integers(images[0].shape[0] - patch + 1)
+    left = rng.integers(images[0].shape[1] - patch + 1)
+    flip = rng.random() < 0.5
+    crops = [image[top : top + patch, left : left + patch] for image in images]
+    return [np.ascontiguousarray(crop[:, ::-1] if flip else crop) for crop in crops]
+
+
+def image_files(folders: Iterable[str | Path]) -> list[Path]:
+    """Every image under each folder (recursively), in a fixed order."""
+    files: list[Path] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise VidderainError(f"image folder not found: {folder}")
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (*IMAGE_SUFFIXES, ".tif"))
+        if not found:
+            raise VidderainError(f"no images in {folder}")
+        files += found
+    return files
+
+
+def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
+    """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB)."""
+    clips = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not clips:
+        raise VidderainError(f"no videos in {folder}")
+    frames = []
+    for clip in clips:
+        try:
+            with av.open(str(clip)) as container:
+                next_time = 0.0
+                for frame in container.decode(video=0):
+                    if frame.time is not None and frame.time + 1e-6 >= next_time:
+                        frames.append(frame.to_ndarray(format="rgb24"))
+                        next_time = frame.time + every_seconds
+        except av.FFmpegError as error:
+            raise VidderainError(f"cannot decode {clip}: {error}") from None
+    return frames
+
+
+class SyntheticPairs:
+    """Rain rendered over crops of clean photographs or video frames; ``holdout`` photos only validate.
+
+    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; default all), or ``clean`` (a
+    folder, or a list of folders, of images: searched recursively); ``video`` (a folder of clean clips)
+    with ``video_share`` (the fraction of crops taken from its frames) and ``video_every`` (seconds between
+    the frames kept); ``holdout`` (bundled photo names kept for validation); ``rain`` (a rain kind of
+    vidderain.data.synthesis, default ``streaks``, or a mapping of kinds to their shares of the crops);
+    ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a round trip of the rainy
+    crop, so codec-blurred streaks are rain too); ``rain_free`` (the share of crops left dry, so the model
+    learns to leave dry footage alone).
+    """
+
+    KEYS = (
+        "photos",
+        "clean",
+        "video",
+        "video_share",
+        "video_every",
+        "holdout",
+        "rain",
+        "jpeg",
+        "h264",
+        "rain_free",
+        "share",
+    )
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
+        folders = spec.get("clean")
+        if folders:
+            folders = [folders] if isinstance(folders, str) else folders
+            photos = {str(path): read_rgb(path) for path in image_files(folders)}
+        else:
+            photos = {name: to_uint8(load_photo(name)) for name in spec.get("photos", PHOTOS)}
+        holdout = set(spec.get("holdout", []))
+        missing = sorted(holdout - set(photos))
+        if missing:
+            raise VidderainError(f"holdout photo '{missing[0]}' is not among the training photos")
+        self.photos = [photo for name, photo in photos.items() if name not in holdout]
+        self.validation = [photo for name, photo in photos.items() if name in holdout]
+        self.frames = (
+            video_frames(spec["video"], float(spec.get("video_every", 1.0))) if "video" in spec else []
+        )
+        self.video_share = float(spec.get("video_share", 0.0)) if self.frames else 0.0
+        kinds = spec.get("rain", "streaks")
+        kinds = {kinds: 1.0} if isinstance(kinds, str) else dict(kinds)
+        unknown = sorted(set(kinds) - set(RAIN_KINDS))
+        if unknown:
+            raise VidderainError(f"unknown rain kind '{unknown[0]}' (known: {', '.join(RAIN_KINDS)})")
+        self.kinds = [RAIN_KINDS[kind] for kind in kinds]
+        weights = np.array([float(weight) for weight in kinds.values()])
+        self.kind_weights = weights / weights.sum()
+        jpeg, h264 = spec.get("jpeg") or {}, spec.get("h264") or {}
+        self.jpeg_probability = float(jpeg.get("probability", 0.0))
+        self.jpeg_quality = tuple(jpeg.get("quality", (50, 95)))
+        self.h264_probability = float(h264.get("probability", 0.0))
+        self.h264_crf = tuple(h264.get("crf", (18, 32)))
+        self.rain_free = float(spec.get("rain_free", 0.0))
+
+    def _background(self, rng: np.random.Generator, patch: int) -> np.ndarray:
+        pool = self.frames if self.video_share and rng.random() < self.video_share else self.photos
+        image = pool[rng.integers(len(pool))]
+        if min(image.shape[:2]) < patch:
+            raise VidderainError(f"a clean image of {image.shape[1]}x{image.shape[0]} is under the patch")
+        (crop,) = aligned_crops((image,), patch, rng)
+        return to_float(crop)
+
+    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        rainy, clean = [], []
+        for _ in range(size):
+            crop = self._background(rng, patch)
+            seed = int(rng.integers(2**31))  # drawn for every crop, dry or not
+            dry = self.rain_free and rng.random() < self.rain_free  # no draw at 0: older recipes reproduce
+            if dry:
+                wet = crop
+            else:  # one kind, or a kind drawn by weight (no draw for one: older recipes reproduce)
+                kind = (
+                    self.kinds[0]
+                    if len(self.kinds) == 1
+                    else self.kinds[rng.choice(len(self.kinds), p=self.kind_weights)]
+                )
+                wet = kind(crop, np.random.default_rng(seed))
+            if rng.random() < self.jpeg_probability:
+                wet = compress_jpeg(wet, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
+            elif self.h264_probability and rng.random() < self.h264_probability:
+                wet = compress_h264(wet, int(rng.integers(self.h264_crf[0], self.h264_crf[1] + 1)))
+            rainy.append(wet)
+            clean.append(crop)
+        return np.stack(rainy), np.stack(clean)
+
+    def validation_pairs(self) -> ValidationPairs:
+        rng = np.random.default_rng(12345)  # fixed rain, so validations compare across runs
+        pairs = []
+        for photo in map(to_float, self.validation):
+            wet, _ = add_rain(photo, RainStyle(), seed=int(rng.integers(2**31)))
+            pairs.append((np.round(wet * 255) / 255, photo))
+        return pairs
+
+
+def _pixels_digest(pair: Pair) -> str:
+    return hashlib.sha1(pair.load()[1].tobytes()).hexdigest()
+
+
+class PairedFolder:
+    """Aligned random crops (and flips) of rainy/clean pairs from a dataset folder, read when drawn.
+
+    ``data.paired`` keys: ``root``; ``layout`` (a preset of vidderain.data.paired) or ``rainy``/``clean``
+    patterns (+ ``rainy_half``); for validation either ``validation`` (a second folder in the same layout)
+    or ``holdout`` (rainy paths under the root, validated on and, with every copy of them, never trained
+    on); ``share`` when mixed with synthetic rain.
+    """
+
+    KEYS = ("root", "validation", "holdout", "layout", "rainy", "clean", "rainy_half", "share")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        reject_unknown_keys(spec, self.KEYS, "train config", "data.paired.")
+        layouts = layout_from_spec(spec)
+        root = Path(spec["root"])
+        self.pairs = find_pairs(root, layouts)
+        self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []
+        if spec.get("holdout"):
+            self._hold_out(root, [str(name) for name in spec["holdout"]])
+
+    def _hold_out(self, root: Path, names: list[str]) -> None:
+        by_name = {pair.rainy.relative_to(root).as_posix(): pair for pair in self.pairs}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            raise VidderainError(f"holdout pair {unknown[0]} is not in {root}")
+        self.validation += [by_name[name] for name in names]
+        seen = {_pixels_digest(pair) for pair in self.validation}
+        kept = []
+        for pair in self.pairs:
+            digest = _pixels_digest(pair)
+            if digest not in seen:
+                seen.add(digest)
+                kept.append(pair)
+        if not kept:
+            raise VidderainError(f"no pairs in {root} are left to train on besides the holdout")
+        self.copies_dropped = len(self.pairs) - len(kept) - len(names)
+        self.pairs = kept
+
+    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        rainy, clean = [], []
+        for _ in range(size):
+            pair = self.pairs[rng.integers(len(self.pairs))]
+            images = pair.load()
+            if min(images[0].shape[:2]) < patch:
+                raise VidderainError(f"{pair.rainy} is smaller than the {patch}-pixel training patch")
+            wet, dry = aligned_crops(images, patch, rng)
+            rainy.append(to_float(wet))
+            clean.append(to_float(dry))
+        return np.stack(rainy), np.stack(clean)
+
+    def validation_pairs(self) -> ValidationPairs:
+        return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
+
+
+class MixedPairs:
+    """A fixed share of every batch from each source (rounded per batch, the remainder to the last)."""
+
+    def __init__(self, sources: list[tuple[PairSource, float]]) -> None:
+        total = sum(share for _, share in sources)
+        if total <= 0:
+            raise VidderainError("the data sources' shares add up to nothing")
+        self.sources = [(source, share / total) for source, share in sources]
+
+    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = [round(share * size) for _, share in self.sources[:-1]]
+        counts.append(size - sum(counts))
+        parts = [
+            source.batch(rng, count, patch)
+            for (source, _), count in zip(self.sources, counts, strict=True)
+            if count > 0
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def validation_pairs(self) -> ValidationPairs:
+        # The first source with validation pairs validates (paired data, where given, comes first).
+        return next((pairs for source, _ in self.sources if (pairs := source.validation_pairs())), [])
+
+
+SOURCES: dict[str, type[SyntheticPairs] | type[PairedFolder]] = {
+    "paired": PairedFolder,
+    "synthetic": SyntheticPairs,
+}
+
+
+def build_training_data(data: dict[str, Any], where: str) -> PairSource:
+    """The source(s) a train config's ``data`` section names; a mix where it names more than one."""
+    reject_unknown_keys(data, tuple(SOURCES), where, "data.")
+    named = [name for name in SOURCES if name in data]
+    if not named:
+        raise VidderainError(f"{where}: 'data' needs 'paired', 'synthetic' or both")
+    sources = [
+        (SOURCES[name](data[name] or {}), float((data[name] or {}).get("share", 1.0))) for name in named
+    ]
+    return sources[0][0] if len(sources) == 1 else MixedPairs(sources)
