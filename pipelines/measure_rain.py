@@ -12,7 +12,7 @@ The rain layer of a pair is ``rainy - clean`` (mean over RGB). For each layer th
   above one half (full width at half maximum, in pixels).
 Directions and sizes are measured on the layer blurred by ANTI_ALIAS_SIGMA (so widths include it).
 Renders use each pair's clean image with several random draws, so backgrounds match. Writes a Markdown
-table of medians and quartiles (real vs rendered) and a picture of real and rendered crops side by side.
+table of medians and quartiles (real vs rendered), OUT.md, and a picture of real and rendered crops, OUT.jpg.
 Pairs listed with ``--exclude`` (the validation split) are not measured: the renderer is fitted on
 training pairs only.
 """
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--exclude", nargs="*", default=[], help="rainy paths under --pairs not to measure")
     parser.add_argument("--kind", nargs="+", default=["layered"], help="rain kinds to render")
     parser.add_argument("--draws", type=int, default=4, help="renders per clean image")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT.md and OUT.png")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.md and OUT.jpg")
     args = parser.parse_args()
 
     pairs = find_pairs(args.pairs, PairLayout("{set}/rainy/{name}.png", "{set}/clean/{name}.png"))
@@ -152,7 +152,7 @@ def main() -> None:
             top, left = (image.shape[0] - CROP) // 2, (image.shape[1] - CROP) // 2
             tiles.append(image[top : top + CROP, left : left + CROP])
         rows.append(np.hstack(tiles))
-    write_rgb(args.out.with_suffix(".png"), to_uint8(np.vstack(rows)))
+    write_rgb(args.out.with_suffix(".jpg"), to_uint8(np.vstack(rows)))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Measure the RLCN window and eps: how well L (Eq. 2) marks rain pixels on synthetic rain.
 
     python pipelines/measure_rlcn.py [--windows 3 5 7 9 15 31] [--eps 0.001 0.01 0.1]
+    python pipelines/measure_rlcn.py --pairs ../shared/data/pairs   # real benchmark rain layers
 
 For each clean sample image and each rain style, renders rain with a known layer, computes L of the rainy
 image, and scores max-over-channels L as a detector of rain pixels (rain layer > RAIN_THRESHOLD) by ROC
 AUC: the chance that a random rain pixel gets a higher L than a random rain-free pixel. The paper wants L
 to cover the rain while staying low on the rest; AUC measures exactly that trade-off, independent of scale.
+With ``--pairs`` (a folder of ``<set>/rainy|clean/NAME.png``), the rain pixels are those the real pair's
+rainy image brightens by more than RAIN_THRESHOLD (mean over RGB), each distinct pair once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from vidderain.data.paired import PairLayout, find_pairs
 from vidderain.data.rain import RainStyle, add_rain
 from vidderain.imageio import read_rgb, to_float
 from vidderain.ops import rlcn_torch
@@ -46,15 +50,30 @@ def main() -> None:
     parser.add_argument("--windows", type=int, nargs="+", default=[3, 5, 7, 9, 15, 31])
     parser.add_argument("--eps", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     parser.add_argument("--images", type=Path, default=SAMPLES)
+    parser.add_argument("--pairs", type=Path, help="score real rain: <set>/rainy|clean/NAME.png pairs")
     args = parser.parse_args()
 
     pairs = []
-    for seed, path in enumerate(sorted(args.images.glob("*.png"))):
-        clean = to_float(read_rgb(path))
-        for style_seed, style in enumerate(STYLES.values()):
-            rainy, rain = add_rain(clean, style, seed=100 * seed + style_seed)
-            pairs.append((torch.from_numpy(rainy).permute(2, 0, 1)[None], (rain > RAIN_THRESHOLD).ravel()))
-    print(f"{len(pairs)} rainy images from {args.images} x styles {list(STYLES)}")
+    if args.pairs:
+        seen = set()
+        for pair in find_pairs(args.pairs, PairLayout("{set}/rainy/{name}.png", "{set}/clean/{name}.png")):
+            rainy, clean = (to_float(image) for image in pair.load())
+            if clean.tobytes() not in seen:  # public samples repeat images under other names
+                seen.add(clean.tobytes())
+                rain = (rainy - clean).mean(axis=2)
+                pairs.append(
+                    (torch.from_numpy(rainy).permute(2, 0, 1)[None], (rain > RAIN_THRESHOLD).ravel())
+                )
+        print(f"{len(pairs)} distinct real pairs from {args.pairs}")
+    else:
+        for seed, path in enumerate(sorted(args.images.glob("*.png"))):
+            clean = to_float(read_rgb(path))
+            for style_seed, style in enumerate(STYLES.values()):
+                rainy, rain = add_rain(clean, style, seed=100 * seed + style_seed)
+                pairs.append(
+                    (torch.from_numpy(rainy).permute(2, 0, 1)[None], (rain > RAIN_THRESHOLD).ravel())
+                )
+        print(f"{len(pairs)} rainy images from {args.images} x styles {list(STYLES)}")
 
     table = Table(title="RLCN rain-pixel ROC AUC (mean over images; higher is better)")
     table.add_column("window")
