@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -19,6 +21,7 @@ from tests.cli_helpers import assert_one_line_error, background, vidderain, wait
 from tests.media import ClipSpec, make_clip, read_planes, read_video
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.tiling import derain_tiled
+from vidderain.imageio import write_rgb
 from vidderain.inference import Derainer
 from vidderain.weights import load_weights
 
@@ -208,6 +211,40 @@ def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, weights):
     assert leftovers(tmp_path, {"in.mp4", "audio.mkv", "notes.mp4"}) == []
 
 
+@pytest.mark.parametrize(("width", "height"), [(5, 3), (2, 2), (7, 64)])
+def test_frames_smaller_than_the_rlcn_window_are_refused_in_one_line(tmp_path, width, height):
+    clip = make_clip(tmp_path / "tiny.mkv", ClipSpec(width=width, height=height, frames=3))
+    result = vidderain("run", clip, "-o", tmp_path / "out.mkv")
+    assert_one_line_error(result, f"frames of {width}x{height} are too small for rranet-lite")
+    assert leftovers(tmp_path, {"tiny.mkv"}) == []
+    still = tmp_path / "tiny.png"
+    write_rgb(still, np.zeros((height, width, 3), np.uint8))
+    assert_one_line_error(vidderain("run", still, "-o", tmp_path / "out.png"), f"frames of {width}x{height}")
+    assert leftovers(tmp_path, {"tiny.mkv", "tiny.png"}) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (["--crf", 99], "--crf 99 is out of range for libx264 (0 to 51"),
+        (["--crf", -1], "--crf -1 is out of range for libx264"),
+        (["--codec", "libx265", "--crf", 52], "--crf 52 is out of range for libx265"),
+        (["--preset", "turbo"], "unknown --preset 'turbo' for libx264 (one of ultrafast,"),
+        (["--codec", "libx265", "--preset", "p4"], "unknown --preset 'p4' for libx265"),
+    ],
+)
+def test_encoder_options_out_of_range_are_refused_before_work(tmp_path, weights, options, fragment):
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(frames=3))
+    assert_one_line_error(
+        vidderain("run", clip, "-o", tmp_path / "o.mp4", "--weights", weights, *options), fragment
+    )
+    preview = vidderain(
+        "preview", clip, "--no-window", "-o", tmp_path / "live.mp4", "--weights", weights, *options
+    )
+    assert_one_line_error(preview, fragment)
+    assert leftovers(tmp_path, {"in.mp4"}) == []
+
+
 def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
     # The lite model at 160x96 takes ~0.1 s a frame here, so the run is mid-way when interrupted.
     source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=150, audio=True))
@@ -237,6 +274,24 @@ def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):
     assert 0 < kept.frames < 150
     assert kept.times == read_video(source).times[: kept.frames]
     assert f"kept the {kept.frames} frames" in stderr and "Traceback" not in stderr
+
+
+def test_a_second_ctrl_c_keeps_a_file_that_plays_the_frames_it_claims(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=150, audio=True))
+    target = tmp_path / "clean.mp4"
+    command = [sys.executable, "-m", "vidderain", "run", source, "-o", target, "--batch", 2]
+    with background(command, stderr=subprocess.PIPE, text=True) as process:
+        wait_until_writing(process, tmp_path, "clean.mp4")
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the frames in flight take about a second to drain: stop in the middle of it
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    claimed = int(re.search(r"kept the (\d+) frames", stderr)[1])
+    kept = read_video(tmp_path / "clean.partial.mp4")
+    assert kept.frames == claimed > 0  # the video is in the file, not only the audio
+    assert kept.times == read_video(source).times[: kept.frames]
+    assert leftovers(tmp_path, {"in.mp4", "clean.partial.mp4"}) == []
 
 
 class FailingDerainer(Derainer):

@@ -1,7 +1,7 @@
 """Model configs: one YAML file per RRANet variant, validated into a frozen dataclass.
 
-A config is named either by a file in ``configs/`` (``rranet``, ``rranet-lite``) or by a path to a YAML
-file. Validation names the offending key, so a typo never turns into a silent default.
+A config is named either by a file in ``vidderain/configs/`` (``rranet``, ``rranet-lite``) or by a path to
+a YAML file. Validation names the offending key, so a typo never turns into a silent default.
 """
 
 from __future__ import annotations
@@ -155,4 +155,4 @@ def _read_config_text(name_or_path: str) -> tuple[str, str, str]:
             f"unknown config '{name_or_path}' "
             f"(shipped: {', '.join(available_configs())}; or pass a YAML path)"
         )
-    return shipped.read_text(encoding="utf-8"), f"configs/{name_or_path}.yaml", name_or_path
+    return shipped.read_text(encoding="utf-8"), f"vidderain/configs/{name_or_path}.yaml", name_or_path

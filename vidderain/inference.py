@@ -79,6 +79,17 @@ def unit_to_frames(images: torch.Tensor) -> torch.Tensor:
     return images.mul(UINT8_MAX).round_().to(torch.uint8).permute(0, 2, 3, 1)
 
 
+def check_frame_size(config: ModelConfig, width: int, height: int) -> None:
+    """RLCN's window must fit inside the frame (reflected borders need radius < side): refuse smaller
+    frames in one line rather than fail inside the model."""
+    radius = config.rlcn_window // 2
+    if min(width, height) <= radius:
+        raise VidderainError(
+            f"frames of {width}x{height} are too small for {config.name}: its RLCN window of "
+            f"{config.rlcn_window} needs at least {radius + 1}x{radius + 1} pixels"
+        )
+
+
 def default_batch(device: torch.device) -> int:
     return DEFAULT_BATCH.get(device.type, 1)
 
@@ -105,6 +116,7 @@ class Derainer:
     @torch.inference_mode()
     def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] on the device -> derained float32 in [0, 1]."""
+        check_frame_size(self.model.config, rainy.shape[-1], rainy.shape[-2])
         # RLCN outside autocast: its E[x^2] - E[x]^2 needs float32 (the kernel and torch path both use it).
         rainy = rainy.contiguous(memory_format=torch.channels_last)
         rlcn_image = self.model.rlcn(rainy)

@@ -28,6 +28,14 @@ ODD_PIX_FMT = "yuv444p"  # 4:2:0 needs even sizes; 4:4:4 keeps odd-sized videos 
 RATE_CONTROL_OPTION = {"libx264": "crf", "libx265": "crf", "h264_nvenc": "cq", "hevc_nvenc": "cq"}
 # Fast enough that encoding stays off the critical path next to the model; NVENC names its presets p1-p7.
 DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "veryfast", "h264_nvenc": "p4", "hevc_nvenc": "p4"}
+# What each encoder accepts; anything else is clamped or ignored by FFmpeg, silently ruining a long run.
+QUALITY_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "h264_nvenc": (0, 51), "hevc_nvenc": (0, 51)}
+X26X_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
+NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "fast", "medium", "slow", "hp", "hq", "ll", "llhq")
+PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS, "h264_nvenc": NVENC_PRESETS,
+           "hevc_nvenc": NVENC_PRESETS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,13 +55,23 @@ class EncodeOptions:
         return options
 
 
-def check_codec(name: str) -> None:
+def check_encode_options(options: EncodeOptions) -> None:
+    """The encoder exists, and its quality and preset are ones it accepts: checked before any work."""
+    name = options.codec
     try:
         codec = av.codec.Codec(name, "w")
     except (av.error.FFmpegError, ValueError):
         raise VidderainError(f"unknown encoder '{name}' (try libx264, libx265 or h264_nvenc)") from None
     if codec.type != "video":
         raise VidderainError(f"'{name}' is not a video encoder")
+    low, high = QUALITY_RANGE.get(name, (0, None))
+    if options.crf is not None and (options.crf < low or (high is not None and options.crf > high)):
+        span = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise VidderainError(f"--crf {options.crf} is out of range for {name} ({span}; lower is better)")
+    if options.preset is not None and name in PRESETS and options.preset not in PRESETS[name]:
+        raise VidderainError(
+            f"unknown --preset '{options.preset}' for {name} (one of {', '.join(PRESETS[name])})"
+        )
 
 
 class VideoWriter:
@@ -205,6 +223,16 @@ class EncodeStage(Stage):
                     self._mux_passthrough(wait=False)
             with self.stats:
                 self._finish()
+        except Stopped:
+            if self.control.error is None and self.interrupt.is_set() and self.writer.opened:
+                # A second Ctrl-C: no more frames, but the ones already given to the encoder are flushed
+                # (x264 holds its lookahead) and the index written, so the kept file plays every frame
+                # the summary counts. Copied audio still queued is dropped: it would need decoding to end.
+                self.writer.finish()
+                self.writer.close()
+                return
+            self.writer.close(discard=True)
+            raise
         except BaseException:
             self.writer.close(discard=True)
             raise

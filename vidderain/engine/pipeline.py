@@ -22,11 +22,11 @@ import av
 
 from vidderain.engine.decode import DecodeStage, InputVideo, open_input
 from vidderain.engine.device import DeviceRunner
-from vidderain.engine.encode import EncodeOptions, EncodeStage, check_codec
+from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
 from vidderain.errors import VidderainError
-from vidderain.inference import Derainer
+from vidderain.inference import Derainer, check_frame_size
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
@@ -112,7 +112,7 @@ def prepare_video(job: VideoJob) -> InputVideo:
         raise VidderainError(
             f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
         )
-    check_codec(job.encode.codec)
+    check_encode_options(job.encode)
     check_output_path(job.output, job.input)
     source = open_input(job.input, job.start, job.end)
     try:
@@ -151,6 +151,13 @@ def run_video(
     ``source`` is the result of :func:`prepare_video` when the caller checked the job already.
     """
     source = source or prepare_video(job)
+    try:
+        check_frame_size(
+            derainer.model.config, source.video.codec_context.width, source.video.codec_context.height
+        )
+    except VidderainError:
+        source.close()
+        raise
     temp = job.output.with_name(f".{job.output.stem}.vidderain-{os.getpid()}{job.output.suffix}")
     try:
         summary = _run(job, source, derainer, temp, on_progress, warn)

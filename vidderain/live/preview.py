@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from vidderain.engine.device import DeviceRunner
-from vidderain.engine.encode import EncodeOptions, VideoWriter
+from vidderain.engine.encode import EncodeOptions, VideoWriter, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.pipeline import check_output_path
 from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
@@ -123,6 +123,7 @@ class Preview:
         for target in (options.output, options.record_input):
             if target is not None:
                 check_output_path(target)
+                check_encode_options(options.encode)
         self.options = options
         self.source = LiveSource(options.source)
         self.source.open()
