@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from tests.cli_helpers import assert_one_line_error, background, vidderain, wait_until_writing
+from tests.conftest import SAMPLES
 from tests.media import ClipSpec, make_clip, read_planes, read_video
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.tiling import derain_tiled
-from vidderain.imageio import write_rgb
+from vidderain.imageio import read_rgb, write_rgb
 from vidderain.inference import Derainer
 from vidderain.weights import load_weights
 
@@ -171,16 +172,42 @@ def test_corrupt_packet_is_skipped_and_counted(tmp_path, weights):
 
 def test_truncated_files(tmp_path, weights):
     for suffix in (".mkv", ".mp4"):
-        whole = make_clip(tmp_path / f"whole{suffix}", ClipSpec(frames=30))
+        whole = make_clip(tmp_path / f"whole{suffix}", ClipSpec(frames=30, audio=True))
         cut = tmp_path / f"cut{suffix}"
         cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
         target = tmp_path / f"out{suffix}"
-        if suffix == ".mkv":  # a stream format: the frames before the cut are kept
-            derain(cut, target, weights)
+        if suffix == ".mkv":  # a stream format: the frames before the cut are kept, with a warning
+            result = derain(cut, target, weights, "--json")
             assert 0 < read_video(target).frames == read_video(cut).frames < 30
+            summary = json.loads(result.stdout)
+            assert "truncated or incomplete input" in summary["truncated_input"]
+            assert f"({summary['frames']} of " in summary["truncated_input"]
+            plain = derain(cut, target, weights, "-y")
+            assert "warning: the video stream ends at" in plain.stderr and "truncated" in plain.stderr
+            # The whole file (its audio runs a little past the last frame) is not called truncated.
+            assert (
+                json.loads(derain(whole, target, weights, "--json", "-y").stdout)["truncated_input"] is None
+            )
         else:  # mp4 keeps its index at the end: without it nothing can be read
-            assert_one_line_error(vidderain("run", cut, "-o", target, "--weights", weights), "cannot read")
+            result = vidderain("run", cut, "-o", target, "--weights", weights)
+            assert_one_line_error(result, "truncated or incomplete (no index)")
             assert not target.exists()
+
+
+def test_without_a_terminal_progress_is_logged_in_plain_unwrapped_lines(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=60))
+    target = tmp_path / (
+        "a-long-output-name-so-that-the-summary-line-runs-past-eighty-columns" + "-x" * 20 + ".mp4"
+    )
+    result = vidderain("run", source, "-o", target, "--batch", 1)  # stderr is a pipe, not a terminal
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    progress = [line for line in lines if line.startswith("progress: ")]
+    assert progress and all(
+        re.fullmatch(r"progress: \d+/60 frames \(\d+%\), [\d.]+ fps.*", line) for line in progress
+    )
+    summary = next(line for line in lines if line.startswith("derained 60 frames -> "))
+    assert str(target) in summary and summary.endswith("fps)")  # one line, however long
 
 
 def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, weights):
@@ -243,6 +270,37 @@ def test_encoder_options_out_of_range_are_refused_before_work(tmp_path, weights,
     )
     assert_one_line_error(preview, fragment)
     assert leftovers(tmp_path, {"in.mp4"}) == []
+
+
+def test_an_existing_output_is_kept_unless_overwrite_is_given(tmp_path, weights):
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(frames=4))
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"the user's earlier file")
+    assert_one_line_error(
+        vidderain("run", clip, "-o", target, "--weights", weights), f"{target} exists; pass -y/--overwrite"
+    )
+    preview = vidderain("preview", clip, "--no-window", "-o", target, "--weights", weights)
+    assert_one_line_error(preview, "exists; pass -y/--overwrite")
+    assert target.read_bytes() == b"the user's earlier file"
+    assert vidderain("run", clip, "-o", target, "--weights", weights, "-y").returncode == 0
+    assert read_video(target).frames == 4
+
+    # Stills: one image, and a folder where two of four outputs exist already.
+    still = SAMPLES / "rainy" / "rocket.png"
+    image_out = tmp_path / "rocket.png"
+    image_out.write_bytes(b"earlier")
+    assert_one_line_error(vidderain("run", still, "-o", image_out, "--weights", weights), "rocket.png exists")
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for name in ("astronaut.png", "chelsea.png"):
+        (folder / name).write_bytes(b"earlier")
+    result = vidderain("run", SAMPLES / "rainy", "-o", folder, "--weights", weights)
+    assert_one_line_error(result, "astronaut.png exists (and 1 more); pass -y/--overwrite")
+    assert (folder / "chelsea.png").read_bytes() == b"earlier" and len(list(folder.iterdir())) == 2
+    assert (
+        vidderain("run", SAMPLES / "rainy", "-o", folder, "--weights", weights, "--overwrite").returncode == 0
+    )
+    assert read_rgb(folder / "chelsea.png").shape == read_rgb(SAMPLES / "rainy" / "chelsea.png").shape
 
 
 def test_ctrl_c_keeps_a_valid_partial_file(tmp_path):

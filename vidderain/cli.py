@@ -25,6 +25,12 @@ from vidderain.errors import VidderainError
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 INFO_WIDTH = 110
+PROGRESS_LOG_SECONDS = 5.0  # without a terminal: a plain progress line this often
+
+
+def error_console() -> Console:
+    """Messages on stderr, never hard-wrapped: log files keep each line (and its numbers) whole."""
+    return Console(stderr=True, soft_wrap=True)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -107,6 +113,7 @@ def add_encoder_options(group) -> None:
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-y", "--overwrite", action="store_true", help="replace outputs that already exist")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
@@ -150,9 +157,10 @@ def command_preview(args: argparse.Namespace) -> int:
         batch=args.batch,
         snapshot_dir=args.snapshot_dir,
         encode=EncodeOptions(args.codec, args.crf, args.preset),
+        overwrite=args.overwrite,
     )
     quiet = args.quiet or args.json
-    err = Console(stderr=True)
+    err = error_console()
     preview = Preview(options)  # checks the display, outputs and source before the model loads
     derainer, config_name = load_derainer(args, err, quiet)
     summary = preview.run(derainer)
@@ -239,7 +247,7 @@ def command_run(args: argparse.Namespace) -> int:
         )
     is_video = args.input.is_file() and is_video_path(args.input)
     quiet = args.quiet or args.json
-    err = Console(stderr=True)
+    err = error_console()
     # Every user error surfaces before the model loads, so an error is the only line printed.
     if is_video:
         from vidderain.engine.pipeline import prepare_video
@@ -251,14 +259,14 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         from vidderain.stills import plan_outputs
 
-        plan_outputs(args.input, args.output)
+        plan_outputs(args.input, args.output, args.overwrite)
     derainer, config_name = load_derainer(args, err, quiet)
     if is_video:
         return run_video_command(args, job, source, derainer, config_name, err, quiet)
 
     from vidderain.stills import derain_stills
 
-    summary = derain_stills(args.input, args.output, derainer, quiet=quiet)
+    summary = derain_stills(args.input, args.output, derainer, quiet=quiet, overwrite=args.overwrite)
     if args.json:
         print(
             json.dumps({"output": str(summary.output), "images": summary.images, "seconds": summary.seconds})
@@ -283,6 +291,7 @@ def video_job(args: argparse.Namespace, batch: int):
         start=args.start,
         end=args.end,
         encode=EncodeOptions(args.codec, args.crf, args.preset, args.side_by_side),
+        overwrite=args.overwrite,
     )
 
 
@@ -304,13 +313,19 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
         TimeRemainingColumn(),
     )
     started = time.perf_counter()
-    # A live bar only on a terminal: in logs and pipes it would be noise.
+    logged = started
+    # A live bar only on a terminal; in logs and pipes a plain line every few seconds instead.
     with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress:
         task = progress.add_task("frames", total=None, fps=0.0)
 
         def on_progress(done: int, expected: int | None) -> None:
-            elapsed = time.perf_counter() - started
-            progress.update(task, completed=done, total=expected, fps=done / elapsed if elapsed > 0 else 0.0)
+            nonlocal logged
+            now = time.perf_counter()
+            fps = done / (now - started) if now > started else 0.0
+            progress.update(task, completed=done, total=expected, fps=fps)
+            if not quiet and not err.is_terminal and now - logged >= PROGRESS_LOG_SECONDS:
+                logged = now
+                err.print(progress_line(done, expected, fps), markup=False, highlight=False)
 
         summary = run_video(job, derainer, on_progress, warn, source=source)
     if args.json:
@@ -323,6 +338,14 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
     return 0
 
 
+def progress_line(done: int, expected: int | None, fps: float) -> str:
+    if not expected:
+        return f"progress: {done} frames, {fps:.1f} fps"
+    left = max(expected - done, 0) / fps if fps > 0 else None
+    eta = f", about {left / 60:.0f} min {left % 60:.0f} s left" if left is not None else ""
+    return f"progress: {done}/{expected} frames ({100 * done / expected:.0f}%), {fps:.1f} fps{eta}"
+
+
 def print_summary(err: Console, summary) -> None:
     err.print(
         f"derained {summary.frames} frames -> {summary.output} "
@@ -332,6 +355,8 @@ def print_summary(err: Console, summary) -> None:
     err.print(f"stages (frames per busy second): {stages}; bottleneck: {summary.bottleneck}")
     if summary.corrupt_packets:
         err.print(f"[yellow]skipped {summary.corrupt_packets} corrupt packet(s)[/yellow]")
+    if summary.truncated:
+        err.print(f"[yellow]warning:[/yellow] {escape(summary.truncated)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,12 @@ class VidderainError(Exception):
     exit_code = 2
 
 
+def refuse_overwrite(path: object, others: int = 0) -> None:
+    """ffmpeg's convention: an existing output is replaced only when the user says so."""
+    more = f" (and {others} more)" if others else ""
+    raise VidderainError(f"{path} exists{more}; pass -y/--overwrite to replace it")
+
+
 class ConfigError(VidderainError):
     """A model or run config that is missing, malformed or inconsistent."""
 

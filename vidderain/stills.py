@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from vidderain.errors import VidderainError
+from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, is_image_path, read_rgb, write_rgb
 from vidderain.inference import Derainer
 
@@ -20,8 +20,17 @@ class StillsSummary:
     output: Path
 
 
-def plan_outputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
-    """Pair every input image with the file it is written to; refuse plans that would overwrite inputs."""
+def plan_outputs(source: Path, output: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """Pair every input image with the file it is written to; refuse plans that would overwrite inputs,
+    or existing files unless ``overwrite``."""
+    plan = _pair_outputs(source, output)
+    existing = [target for _, target in plan if target.exists()]
+    if existing and not overwrite:
+        refuse_overwrite(existing[0], len(existing) - 1)
+    return plan
+
+
+def _pair_outputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
     if source.is_dir():
         inputs = sorted(path for path in source.iterdir() if path.is_file() and is_image_path(path))
         if not inputs:
@@ -41,8 +50,10 @@ def plan_outputs(source: Path, output: Path) -> list[tuple[Path, Path]]:
     return [(source, target)]
 
 
-def derain_stills(source: Path, output: Path, derainer: Derainer, quiet: bool = False) -> StillsSummary:
-    plan = plan_outputs(source, output)
+def derain_stills(
+    source: Path, output: Path, derainer: Derainer, quiet: bool = False, overwrite: bool = False
+) -> StillsSummary:
+    plan = plan_outputs(source, output, overwrite)
     folder = output if source.is_dir() else plan[0][1].parent
     if source.is_dir():
         try:

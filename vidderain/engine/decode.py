@@ -19,6 +19,12 @@ from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 from vidderain.errors import VidderainError
 
 PASSTHROUGH_TYPES = ("audio", "subtitle")
+MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
+MP4_BOX_HEADER = 8  # 32-bit size + 4-character type
+# A stream may end up to this many frames short of the container's stated end (rounding, B-frame delay)
+# before it counts as cut off.
+TRUNCATION_SLACK_FRAMES = 2
+AUDIO_OVERHANG = 0.5  # seconds
 
 
 @dataclass
@@ -59,8 +65,38 @@ class InputVideo:
         end = min(duration, self.end) if self.end is not None else duration
         return max(0, math.ceil((end - self.start) * float(self.frame_rate)))
 
+    def stated_end(self) -> tuple[float, bool] | None:
+        """Where the file says the video ends, in seconds on the frames' clock, and whether that is the
+        video stream's own duration (True) or the whole container's, audio included (False)."""
+        video = self.video
+        if video.duration is not None:
+            return float(((video.start_time or 0) + video.duration) * video.time_base), True
+        if self.container.duration is not None:
+            return ((self.container.start_time or 0) + self.container.duration) / av.time_base, False
+        return None
+
     def close(self) -> None:
         self.container.close()
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """An ISO-BMFF file (mp4/mov) whose top-level boxes hold media but no 'moov' index: a recording that
+    was cut off before its index was written at the end."""
+    seen: set[bytes] = set()
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        position = 0
+        while position + MP4_BOX_HEADER <= size:
+            file.seek(position)
+            header = file.read(MP4_BOX_HEADER)
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if length == 1:  # a 64-bit size follows
+                length = int.from_bytes(file.read(8), "big")
+            seen.add(kind)
+            if length < MP4_BOX_HEADER:  # 0: runs to the end of the file; below 8: not a box at all
+                break
+            position += length
+    return b"ftyp" in seen and b"moov" not in seen
 
 
 def open_input(path: Path, start: float = 0.0, end: float | None = None) -> InputVideo:
@@ -72,6 +108,8 @@ def open_input(path: Path, start: float = 0.0, end: float | None = None) -> Inpu
     try:
         container = av.open(str(path))
     except (av.error.InvalidDataError, av.error.EOFError):
+        if path.suffix.lower() in MP4_SUFFIXES and _mp4_without_index(path):
+            raise VidderainError(f"cannot read {path}: truncated or incomplete (no index)") from None
         raise VidderainError(f"cannot read {path}: not a video FFmpeg understands") from None
     except (OSError, av.error.FFmpegError) as error:
         raise VidderainError(f"cannot open {path}: {getattr(error, 'strerror', None) or error}") from None
@@ -113,13 +151,14 @@ class DecodeStage(Stage):
         self.warn = warn
         self.corrupt_packets = 0
         self.repaired_timestamps = 0
+        self.truncated: str | None = None  # why the input looks cut short, when it does
 
     def work(self) -> None:
         source = self.source
         video = source.video
         start_pts = round(source.start / video.time_base)
         colour: Colour | None = None
-        index, last_pts = 0, None
+        index, last_pts, last_time = 0, None, None
         try:
             for packet in source.container.demux(video, *source.passthrough):
                 if self.interrupt.is_set() or self.control.stop.is_set():
@@ -141,13 +180,37 @@ class DecodeStage(Stage):
                         item = DecodedFrame(index, colour.to_rgb(frame), pts, colour, frame.rotation)
                         self.stats.frames += 1
                     self.frames.put(item)
-                    index, last_pts = index + 1, pts
+                    index, last_pts, last_time = index + 1, pts, time if time is not None else last_time
+            if not (self.interrupt.is_set() or self.control.stop.is_set()):
+                self._check_complete(index, last_time)
         except av.error.FFmpegError as error:
             # A damaged container (e.g. a truncated file) ends the input; what decoded so far is kept.
-            self.warn(f"input ends early at frame {index}: {error}")
+            self.truncated = f"input ends early at frame {index}: {error}"
+            self.warn(self.truncated)
         finally:
             self.frames.put(END)
             self.passthrough.put(END)
+
+    def _check_complete(self, frames: int, last_time: float | None) -> None:
+        """Warn when the stream ended well before the end the container states: a cut-off file."""
+        end = self.source.stated_end()
+        if end is None or last_time is None or frames == 0:
+            return
+        stated, own = end
+        interval = 1 / float(self.source.frame_rate)
+        # A container's duration covers its audio too, which may run a little past the last frame.
+        slack = (
+            interval * TRUNCATION_SLACK_FRAMES
+            if own
+            else max(interval * TRUNCATION_SLACK_FRAMES, AUDIO_OVERHANG)
+        )
+        if last_time + interval + slack < stated:
+            expected = self.source.expected_frames()
+            self.truncated = (
+                f"the video stream ends at {last_time + interval:.2f} s of the {stated:.2f} s the file "
+                f"states ({frames} of {expected} frames): truncated or incomplete input"
+            )
+            self.warn(self.truncated)
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:

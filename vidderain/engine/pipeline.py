@@ -25,7 +25,7 @@ from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
-from vidderain.errors import VidderainError
+from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.inference import Derainer, check_frame_size
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
@@ -48,6 +48,7 @@ class VideoJob:
     start: float = 0.0
     end: float | None = None
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    overwrite: bool = False  # replace an existing output (-y)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RunSummary:
     corrupt_packets: int
     repaired_timestamps: int
     partial: bool = False
+    truncated: str | None = None  # why the input looks cut short (the output holds what it had)
 
     @property
     def fps(self) -> float:
@@ -82,6 +84,7 @@ class RunSummary:
             "corrupt_packets": self.corrupt_packets,
             "repaired_timestamps": self.repaired_timestamps,
             "partial": self.partial,
+            "truncated_input": self.truncated,
         }
 
 
@@ -89,14 +92,17 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}.partial{target.suffix}")
 
 
-def check_output_path(output: Path, source: Path | None = None) -> None:
-    """A writable video path in an existing folder, never the input itself."""
+def check_output_path(output: Path, source: Path | None = None, overwrite: bool = False) -> None:
+    """A writable video path in an existing folder, never the input itself, nor an existing file unless
+    ``overwrite``."""
     if output.suffix.lower() not in OUTPUT_FORMATS:
         raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_FORMATS)})")
     if source is not None and output.exists() and output.resolve() == source.resolve():
         raise VidderainError("output path is the input path; choose another so the input is kept")
     if output.is_dir():
         raise VidderainError(f"output {output} is a folder; give a file name")
+    if output.exists() and not overwrite:
+        refuse_overwrite(output)
     folder = output.parent
     if not folder.is_dir():
         raise VidderainError(f"output folder does not exist: {folder}")
@@ -113,7 +119,7 @@ def prepare_video(job: VideoJob) -> InputVideo:
             f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
         )
     check_encode_options(job.encode)
-    check_output_path(job.output, job.input)
+    check_output_path(job.output, job.input, job.overwrite)
     source = open_input(job.input, job.start, job.end)
     try:
         check_container(job.output, source)
@@ -225,6 +231,7 @@ def _run(
         corrupt_packets=decode.corrupt_packets,
         repaired_timestamps=decode.repaired_timestamps,
         partial=interrupted,
+        truncated=decode.truncated,
     )
 
 

@@ -48,6 +48,7 @@ class PreviewOptions:
     batch: int = 1
     snapshot_dir: Path = Path()
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    overwrite: bool = False  # replace existing recordings (-y)
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Preview:
             raise VidderainError("--no-window needs -o FILE to record to (or drop --no-window to watch)")
         for target in (options.output, options.record_input):
             if target is not None:
-                check_output_path(target)
+                check_output_path(target, overwrite=options.overwrite)
                 check_encode_options(options.encode)
         self.options = options
         self.source = LiveSource(options.source)
