@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from tests.cli_helpers import assert_one_line_error, vidderain
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer
 
@@ -23,7 +24,11 @@ def test_info_lists_versions_device_and_configs():
     result = vidderain("info")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "torch" in out and "av" in out and "device:" in out and "cupy" in out
+    assert "torch" in out and "av" in out and "cupy" in out
+    # Which torch build, and where vidderain will run: the first thing to check when a run is slow.
+    build = next(line for line in out.splitlines() if line.startswith("torch build: "))
+    expected = "runs on the GPU" if torch.cuda.is_available() else "runs on the CPU"
+    assert expected in build and ("CPU-only" in build) == (torch.version.cuda is None)
     for name, params in (("rranet-lite", "2.08 M"), ("rranet ", "33.19 M")):
         row = next(line for line in out.splitlines() if f" {name}" in line)
         assert params in row
@@ -114,3 +119,23 @@ def test_usage_errors_are_one_line():
     result = vidderain("run")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "required" in result.stderr
+
+
+def readme_command_blocks() -> dict[str, str]:
+    """The README's two command-line blocks, keyed by command (run, preview)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Command line") :]
+    blocks = re.findall(r"```\n(.*?)```", section, flags=re.S)[:2]
+    return {"run": blocks[0], "preview": blocks[1]}
+
+
+@pytest.mark.parametrize("command", ["run", "preview"])
+def test_the_readme_lists_exactly_the_options_of_help(command):
+    block = readme_command_blocks()[command]
+    help_text = vidderain(command, "--help").stdout
+    documented = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", block))
+    offered = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
+    assert documented == offered, f"README only: {documented - offered}; --help only: {offered - documented}"
+    defaults = {"run": "default 1 on the CPU, 4 on CUDA", "preview": "default 1: lowest latency"}
+    # --batch's default reads the same in both (they disagreed once).
+    assert defaults[command] in " ".join(block.split()) and defaults[command] in " ".join(help_text.split())

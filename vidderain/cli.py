@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--tile",
         type=int,
-        help="process frames larger than this many pixels per side in "
-        "overlapping tiles (bounded memory for 4K/8K)",
+        help="process frames larger than this many pixels per side in overlapping, blended tiles "
+        "(bounded memory for 4K/8K); more than 64; default off: whole frames",
     )
     video.add_argument("--start", type=float, default=0.0, help="segment start, seconds")
     video.add_argument("--end", type=float, help="segment end, seconds")
@@ -78,15 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--record-input", type=Path, help="also record the raw frames that were derained")
     live.add_argument("--duration", type=float, help="stop after this many seconds")
     live.add_argument("--max-frames", type=int, help="stop after this many derained frames")
-    live.add_argument("--realtime", action="store_true", help="play a file at its own pace, dropping frames")
+    # Files always play at their own pace now; the flag that asked for it is accepted and does nothing.
+    live.add_argument("--realtime", action="store_true", help=argparse.SUPPRESS)
     live.add_argument(
         "--batch", type=int, default=1, help="frames per model call (default 1: lowest latency)"
     )
-    live.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
-    live.add_argument("--timeout", type=float, default=5.0, help="open and read timeout for streams, seconds")
+    live.add_argument(
+        "--rtsp-transport",
+        choices=("tcp", "udp"),
+        default="tcp",
+        help="RTSP transport: tcp (default; no lost packets) or udp (lower latency on a clean network)",
+    )
+    live.add_argument(
+        "--timeout", type=float, default=5.0, help="open and read timeout for streams, seconds (default 5)"
+    )
     live.add_argument("--size", help="webcam capture size, WIDTHxHEIGHT")
     live.add_argument("--fps", type=float, help="webcam capture rate")
-    live.add_argument("--snapshot-dir", type=Path, default=Path(), help="where the s key saves snapshots")
+    live.add_argument(
+        "--snapshot-dir", type=Path, default=Path(), help="where the s key saves snapshots (default: here)"
+    )
     add_encoder_options(live)
     add_output_options(preview)
     preview.set_defaults(handler=command_preview)
@@ -101,14 +111,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="model arithmetic: fp32 (default), fp16 (CUDA only) or bf16; RLCN always runs in fp32",
+    )
 
 
 def add_encoder_options(group) -> None:
     group.add_argument(
         "--codec", default="libx264", help="video encoder: libx264 (default), libx265, h264_nvenc"
     )
-    group.add_argument("--crf", type=int, default=18, help="quality, lower is better (default 18)")
+    group.add_argument("--crf", type=int, default=18, help="quality 0-51, lower is better (default 18)")
     group.add_argument("--preset", help="encoder speed preset (default veryfast; p4 for NVENC)")
 
 
@@ -146,9 +161,7 @@ def command_preview(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise VidderainError(f"--batch must be at least 1, got {args.batch}")
     options = PreviewOptions(
-        source=SourceOptions(
-            args.source, args.realtime, args.rtsp_transport, args.timeout, args.timeout, size, args.fps
-        ),
+        source=SourceOptions(args.source, args.rtsp_transport, args.timeout, args.timeout, size, args.fps),
         window=not args.no_window,
         output=args.output,
         record_input=args.record_input,
@@ -196,13 +209,7 @@ def command_info(args: argparse.Namespace) -> int:
         f"python {platform.python_version()} · torch {torch.__version__} · av {av.__version__} · "
         f"opencv {cv2.__version__} · numpy {numpy.__version__}"
     )
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        console.print(
-            f"device: cuda:0 {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
-        )
-    else:
-        console.print("device: cpu (no CUDA device visible to torch)")
+    console.print(escape(torch_build_line()), soft_wrap=True)
     try:
         import cupy
 
@@ -233,6 +240,30 @@ def command_info(args: argparse.Namespace) -> int:
         )
     console.print(table)
     return 0
+
+
+def torch_build_line() -> str:
+    """Which torch build is installed and what `--device auto` will use: the first thing to check when a
+    run is slow."""
+    import torch
+
+    if torch.version.cuda is None:
+        hip = getattr(torch.version, "hip", None)
+        build = f"ROCm {hip} build" if hip else "CPU-only build"
+        return (
+            f"torch build: {build}: vidderain runs on the CPU (for an NVIDIA GPU, install the CUDA build: "
+            "see the README)"
+        )
+    if not torch.cuda.is_available():
+        return (
+            f"torch build: CUDA {torch.version.cuda}, but no CUDA device is visible (driver or "
+            "CUDA_VISIBLE_DEVICES): vidderain runs on the CPU"
+        )
+    props = torch.cuda.get_device_properties(0)
+    return (
+        f"torch build: CUDA {torch.version.cuda}; device: cuda:0 {props.name} "
+        f"({props.total_memory / 2**30:.0f} GiB): vidderain runs on the GPU"
+    )
 
 
 def command_run(args: argparse.Namespace) -> int:

@@ -82,7 +82,6 @@ class LatestQueue:
 @dataclass(frozen=True)
 class SourceOptions:
     source: str
-    realtime: bool = False  # a file: play at its own pace (dropping frames) rather than process each one
     rtsp_transport: str = "tcp"
     open_timeout: float = 5.0
     read_timeout: float = 5.0
@@ -118,12 +117,19 @@ class LiveSource:
         av_options = {}
         if options.source.lower().startswith(("rtsp://", "rtsps://")):
             av_options["rtsp_transport"] = options.rtsp_transport
+        started = time.monotonic()
         try:
             self._container = av.open(
                 options.source, options=av_options, timeout=(options.open_timeout, options.read_timeout)
             )
         except (av.error.FFmpegError, OSError) as error:
-            raise VidderainError(f"cannot open {options.source}: {describe(error)}") from None
+            # A server that accepts the connection and then sends nothing ends in FFmpeg's "Invalid data"
+            # or "Immediate exit requested" once the timeout fires: say what happened instead.
+            if time.monotonic() - started >= options.open_timeout:
+                reason = f"timed out after {options.open_timeout:g} s with no data from the server"
+            else:
+                reason = describe(error)
+            raise VidderainError(f"cannot open {options.source}: {reason}") from None
         if not self._container.streams.video:
             self.close()
             raise VidderainError(f"no video stream in {options.source}")
@@ -165,7 +171,9 @@ class LiveSource:
         started_wall, started_media = time.monotonic(), None
         for frame in self._container.decode(stream):
             colour = colour or Colour.of_frame(frame)
-            if self.options.kind == "file" and self.options.realtime and frame.time is not None:
+            # A file plays at its own pace, as a camera would: a preview is live, and what the model cannot
+            # keep up with is dropped (`vidderain run` is the way to process every frame).
+            if self.options.kind == "file" and frame.time is not None:
                 started_media = frame.time if started_media is None else started_media
                 delay = (frame.time - started_media) - (time.monotonic() - started_wall)
                 if delay > 0:

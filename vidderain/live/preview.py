@@ -34,6 +34,10 @@ KEY_ESC = 27
 IDLE_WAIT_MS = 5
 OVERLAY_SCALE = 0.5
 OVERLAY_LINE = 18
+OVERLAY_MARGIN = 6  # pixels of panel around the text
+OVERLAY_DIM = 0.35  # the panel keeps this much of the picture behind it, so the white text reads anywhere
+OVERLAY_TEXT = (255, 255, 255)
+SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts", "/usr/local/share/fonts")
 MS = 1000
 
 
@@ -113,6 +117,32 @@ class Recorder:
             self.temp.unlink(missing_ok=True)
 
 
+def draw_overlay(picture: np.ndarray, lines: list[str]) -> tuple[int, int, int, int]:
+    """White text on a dimmed panel in the top-left corner, in place; returns the panel (x0, y0, x1, y1).
+    One layer of text, no outline: an outline drawn under anti-aliased text leaves ghost edges."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    width = max(cv2.getTextSize(text, font, OVERLAY_SCALE, 1)[0][0] for text in lines)
+    x1 = min(picture.shape[1], 2 * OVERLAY_MARGIN + width)
+    y1 = min(picture.shape[0], OVERLAY_LINE * len(lines) + 2 * OVERLAY_MARGIN)
+    panel = picture[:y1, :x1]
+    panel[:] = (panel * OVERLAY_DIM).astype(picture.dtype)
+    for row, text in enumerate(lines):
+        origin = (OVERLAY_MARGIN, OVERLAY_MARGIN + OVERLAY_LINE * (row + 1) - OVERLAY_MARGIN // 2)
+        cv2.putText(picture, text, origin, font, OVERLAY_SCALE, OVERLAY_TEXT, 1, cv2.LINE_AA)
+    return 0, 0, x1, y1
+
+
+def point_qt_at_fonts() -> None:
+    """opencv-python points Qt at a font folder its wheels no longer ship, and Qt then prints
+    "QFontDatabase: Cannot find font directory" (and a note) at every window event. Point it at the
+    system's fonts instead, or at least at a folder that exists; Qt's other messages stay as they are."""
+    current = os.environ.get("QT_QPA_FONTDIR")
+    if current is None or Path(current).is_dir():
+        return
+    candidates = [*SYSTEM_FONT_DIRS, Path(cv2.__file__).parent]
+    os.environ["QT_QPA_FONTDIR"] = str(next(path for path in candidates if Path(path).is_dir()))
+
+
 class Preview:
     """Opened (source checked, outputs checked) before the model loads; ``run`` builds the stages."""
 
@@ -138,13 +168,10 @@ class Preview:
 
     def _build(self, derainer: Derainer) -> None:
         options, batch = self.options, self.options.batch
-        live = options.source.kind != "file" or options.source.realtime
-        # Live: keep only the newest frames and the newest uploaded batch. A file not played in real time
-        # is processed frame by frame like `vidderain run`, with blocking queues.
-        self.frames = LatestQueue(batch, self.control) if live else StageQueue(2 * batch, self.control)
-        self.batches = (
-            LatestQueue(1, self.control, on_drop=self._drop_batch) if live else StageQueue(1, self.control)
-        )
+        # Every source is live (files play at their own pace): keep only the newest frames and the newest
+        # uploaded batch, so what is shown is never more than one model call behind.
+        self.frames = LatestQueue(batch, self.control)
+        self.batches = LatestQueue(1, self.control, on_drop=self._drop_batch)
         self.derained = StageQueue(1, self.control)
         runner = DeviceRunner(derainer, batch, self.control)
         self.capture = CaptureStage(self.source, self.frames, self.control, self.stop_capture)
@@ -168,6 +195,7 @@ class Preview:
         self._build(derainer)
         if self.options.window:
             # Create the window (and OpenCV's GUI toolkit) on this thread before any stage thread starts.
+            point_qt_at_fonts()
             cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE)
             cv2.waitKey(1)
         started = time.monotonic()
@@ -253,21 +281,7 @@ class Preview:
             f"latency {self.latencies_ms[-1]:.0f} ms  dropped {self._dropped()}",
             f"reconnects {self.capture.reconnects}",
         ]
-        for row, text in enumerate(lines):
-            origin = (8, OVERLAY_LINE * (row + 1))
-            cv2.putText(
-                picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, OVERLAY_SCALE, (0, 0, 0), 3, cv2.LINE_AA
-            )
-            cv2.putText(
-                picture,
-                text,
-                origin,
-                cv2.FONT_HERSHEY_SIMPLEX,
-                OVERLAY_SCALE,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
+        draw_overlay(picture, lines)
         return picture
 
     def _dropped(self) -> int:
