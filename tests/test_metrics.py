@@ -90,3 +90,20 @@ def test_loss_is_negative_ssim_and_differentiable(pair):
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         psnr_rgb(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 21))
+
+
+def test_the_ssim_loss_is_float32_under_autocast(sample_pair):
+    # Training runs the model under autocast (fp16 on CUDA, bf16 here on the CPU); the loss must not
+    # follow it into half precision, where SSIM's E[x^2] - E[x]^2 cancels to noise.
+    rainy, clean = sample_pair
+    loss = NegativeSSIMLoss()
+    reference = rainy.clone().requires_grad_()
+    expected = loss(reference, clean)
+    expected.backward()
+    under = rainy.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = loss(under, clean)
+    value.backward()
+    assert value.dtype == torch.float32 and abs(value.item() - expected.item()) < 1e-4
+    cosine = torch.nn.functional.cosine_similarity(under.grad.flatten(), reference.grad.flatten(), dim=0)
+    assert cosine > 0.999

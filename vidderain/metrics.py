@@ -63,7 +63,16 @@ def ssim(
     window: int = SSIM_WINDOW,
     sigma: float = SSIM_SIGMA,
 ) -> torch.Tensor:
-    """Mean SSIM per image, computed in the inputs' dtype (float64 for exact metrics)."""
+    """Mean SSIM per image, computed in the inputs' dtype (float64 for exact metrics), also when called
+    under autocast: there conv2d would run in fp16/bf16, and E[x^2] - E[x]^2 cancels to noise (a loss of
+    -1.0045 for an image against itself, gradients pointing elsewhere)."""
+    with torch.autocast(prediction.device.type, enabled=False):
+        return _ssim(prediction, target, data_range, window, sigma)
+
+
+def _ssim(
+    prediction: torch.Tensor, target: torch.Tensor, data_range: float, window: int, sigma: float
+) -> torch.Tensor:
     _check_pair(prediction, target)
     if min(prediction.shape[-2:]) < window:
         raise ValueError(
