@@ -2,6 +2,7 @@
 
     python pipelines/evaluate.py --data DIR [--layout rainy-clean|rain100|rain200|rain800|spa|input-target]
                                  [--weights W] [--out eval/] [--device auto] [--sheet 3]
+    python pipelines/evaluate.py --validation-of configs/train/rranet-lite-stage1.yaml [--weights W] ...
 
 The layouts are vidderain.data.paired's presets (or --rainy/--clean patterns); point --data at a test split,
 e.g. Rain200H/test or SPA-Data's real_test_1000.
@@ -22,8 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import yaml
 
-from vidderain.data.paired import PRESETS, find_pairs, layout_from_spec
+from vidderain.data.paired import PRESETS, Pair, find_pairs, layout_from_spec
+from vidderain.data.training import PairedFolder
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer, load_model, resolve_device
 from vidderain.metrics import psnr_rgb, psnr_y, ssim_rgb, ssim_y
@@ -57,6 +60,21 @@ def score(name: str, rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray)
         psnr_y(inp, gt).item(),
         ssim_y(inp, gt).item(),
     )
+
+
+def validation_pairs_of(train_config: Path) -> list[Pair]:
+    """The pairs a train config validates on: its ``data.paired`` holdout or validation folder."""
+    try:
+        spec = yaml.safe_load(train_config.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise VidderainError(f"cannot read train config {train_config}: {error}") from None
+    paired = ((spec or {}).get("data") or {}).get("paired")
+    if not paired:
+        raise VidderainError(f"{train_config} has no paired data to validate on")
+    pairs = PairedFolder(paired).validation
+    if not pairs:
+        raise VidderainError(f"{train_config} names no validation pairs (holdout or validation)")
+    return pairs
 
 
 def write_tables(scores: list[ImageScore], out: Path, title: str) -> dict[str, float]:
@@ -103,7 +121,14 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: P
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a paired dataset folder")
+    source.add_argument(
+        "--validation-of",
+        type=Path,
+        metavar="TRAIN_CONFIG",
+        help="the held-out validation pairs of a train config (configs/train/*.yaml)",
+    )
     parser.add_argument("--layout", default="rainy-clean", choices=list(PRESETS), help="a dataset preset")
     parser.add_argument("--rainy", help="rainy pattern with {id}, relative to --data (overrides --layout)")
     parser.add_argument("--clean", help="clean pattern with the same fields, relative to --data")
@@ -114,9 +139,13 @@ def main() -> int:
     parser.add_argument("--sheet", type=int, default=3, help="worst and best images on the contact sheet")
     args = parser.parse_args()
     try:
-        patterns = {key: value for key, value in (("rainy", args.rainy), ("clean", args.clean)) if value}
-        spec = patterns or {"layout": args.layout}
-        pairs = find_pairs(args.data, layout_from_spec(spec))
+        if args.validation_of:
+            pairs = validation_pairs_of(args.validation_of)
+            where = f"the validation pairs of {args.validation_of}"
+        else:
+            patterns = {key: value for key, value in (("rainy", args.rainy), ("clean", args.clean)) if value}
+            pairs = find_pairs(args.data, layout_from_spec(patterns or {"layout": args.layout}))
+            where = str(args.data)
         loaded = load_model(args.config, args.weights)
         derainer = Derainer(loaded.model, resolve_device(args.device))
     except VidderainError as error:
@@ -134,7 +163,7 @@ def main() -> int:
     except VidderainError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 2
-    title = f"{loaded.config.name} ({loaded.weights}) on {args.data} ({len(scores)} images)"
+    title = f"{loaded.config.name} ({loaded.weights}) on {where} ({len(scores)} images)"
     mean = write_tables(scores, args.out, title)
     ranked = sorted(scores, key=lambda item: item.psnr_y)
     chosen = ranked[: args.sheet] + [s for s in ranked[-args.sheet :] if s not in ranked[: args.sheet]]

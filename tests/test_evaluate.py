@@ -82,3 +82,30 @@ def test_synthetic_test_split_pairs_rainy_frames_with_their_clean_frames(tmp_pat
             psnr(rainy, video / "clean" / frames[index])
             > psnr(rainy, video / "clean" / frames[index + 1]) + 3
         )
+
+
+def test_validation_of_a_train_config_scores_exactly_its_held_out_pairs(tmp_path, tiny_weights):
+    import yaml
+
+    data = tmp_path / "pairs"
+    for kind in ("rainy", "clean"):
+        for name in ("rocket", "chelsea", "coffee"):
+            (data / "set" / kind).mkdir(parents=True, exist_ok=True)
+            write_rgb(data / "set" / kind / f"{name}.png", read_rgb(SAMPLES / kind / f"{name}.png")[:64, :80])
+    paired = {
+        "root": str(data),
+        "rainy": "{set}/rainy/{name}.png",
+        "clean": "{set}/clean/{name}.png",
+        "holdout": ["set/rainy/coffee.png", "set/rainy/rocket.png"],
+    }
+    config = tmp_path / "stage.yaml"
+    config.write_text(yaml.safe_dump({"model": "rranet-lite", "data": {"paired": paired}}))
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "evaluate.py"), "--validation-of", str(config),
+         "--weights", str(tiny_weights), "--device", "cpu", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(out / "metrics.csv") as handle:
+        assert sorted(row["name"] for row in csv.DictReader(handle)) == ["set-coffee", "set-rocket"]
