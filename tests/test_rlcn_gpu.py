@@ -69,3 +69,20 @@ def test_half_precision_cuda_input(cuda_image):
     assert (
         relative_error(out.cpu().numpy(), rlcn_reference(image.float().cpu().numpy(), 7, 0.03)) <= TOLERANCE
     )
+
+
+@pytest.mark.parametrize("window", [15, 31])
+def test_kernel_at_tile_and_window_edges(window, cuda_image):
+    # Sizes where the last partial tile's halo reached before the plane (run under compute-sanitizer by
+    # pipelines/gpu_check.py, an out-of-bounds read is reported even when the output looks right).
+    from tests.test_rlcn_kernel_emulated import EDGE_SIZES
+    from vidderain.ops.rlcn_cupy import rlcn_cupy
+
+    for height, width in EDGE_SIZES:
+        if window // 2 >= min(height, width):
+            continue
+        image = cuda_image((1, 1, height, width))
+        output = rlcn_cupy(image, window, 0.03)
+        torch.cuda.synchronize()
+        reference = rlcn_reference(image.cpu().numpy(), window, 0.03)
+        assert relative_error(output.cpu().numpy(), reference) <= TOLERANCE, (height, width)

@@ -21,6 +21,7 @@ from vidderain.ops import rlcn_cupy
 
 HARNESS = Path(__file__).resolve().parent / "cuda_emulation" / "emulate.cpp"
 SHARED_DECLARATION = re.compile(r"extern\s+__shared__\s+float\s+(\w+)\[\];")
+PLANE_READ = re.compile(r"\bplane\[")
 TOLERANCE = 1e-5
 
 
@@ -33,6 +34,8 @@ def kernel(tmp_path_factory):
     source = resources.files("vidderain.ops").joinpath("rlcn_box.cu").read_text(encoding="utf-8")
     source, count = SHARED_DECLARATION.subn(r"EMULATED_SHARED(\1);", source)
     assert count == 1, "the kernel should declare exactly one dynamic shared-memory array"
+    source, reads = PLANE_READ.subn("CHECKED_PLANE(plane)[", source)
+    assert reads >= 1, "the kernel's reads of its input plane should go through `plane[...]`"
     (folder / "kernel.cu.inc").write_text(source)
     library = folder / "emulated.so"
     build = subprocess.run(
@@ -41,22 +44,25 @@ def kernel(tmp_path_factory):
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    return ctypes.CDLL(str(library)).launch
+    return ctypes.CDLL(str(library))
 
 
-def run_emulated(launch, image: np.ndarray, window: int, eps: float) -> np.ndarray:
+def run_emulated(library, image: np.ndarray, window: int, eps: float) -> np.ndarray:
     """Launch exactly as vidderain.ops.rlcn_cupy does: same tile, grid and shared-memory size."""
     batch, channels, height, width = image.shape
     source = np.ascontiguousarray(image, dtype=np.float32)
     output = np.full_like(source, np.nan)  # poisoned: every element must be written
     tile_w, tile_h = rlcn_cupy.TILE_WIDTH, rlcn_cupy.TILE_HEIGHT
     pointer = ctypes.POINTER(ctypes.c_float)
-    launch(
+    library.launch(
         source.ctypes.data_as(pointer), output.ctypes.data_as(pointer),
         ctypes.c_int(height), ctypes.c_int(width), ctypes.c_int(window // 2), ctypes.c_float(eps),
         ctypes.c_int(-(-width // tile_w)), ctypes.c_int(-(-height // tile_h)), ctypes.c_int(batch * channels),
         ctypes.c_int(tile_w), ctypes.c_int(tile_h), ctypes.c_int(rlcn_cupy.shared_memory_bytes(window)),
     )  # fmt: skip
+    library.bad_reads.restype = library.lowest_bad_read.restype = ctypes.c_long
+    bad = library.bad_reads()
+    assert bad == 0, f"{bad} reads outside the input plane (lowest index {library.lowest_bad_read()})"
     return output
 
 
@@ -76,3 +82,19 @@ def test_emulated_kernel_on_a_real_photo_and_flat_image(kernel, sample_pair):
     assert relative_error(output, rlcn_reference(crop, 15, 0.03)) <= TOLERANCE
     flat = run_emulated(kernel, np.full((1, 1, 18, 40), 0.6, np.float32), 15, 0.03)
     assert np.array_equal(flat, np.zeros_like(flat))
+
+
+# Sizes around the tile (32x16) and window edges, where the last partial tile's halo reaches furthest.
+EDGE_SIZES = [(17, width) for width in (*range(8, 20), 33, 34, 35)] + [
+    (height, 33) for height in (8, 9, 10, 11, 17, 18, 19)
+]
+
+
+@pytest.mark.parametrize("window", [15, 31])
+def test_every_read_stays_inside_the_plane_at_tile_and_window_edges(kernel, window, rng):
+    for height, width in EDGE_SIZES:
+        if window // 2 >= min(height, width):
+            continue  # too small for this window: refused before the kernel (check_rlcn_args)
+        image = rng.random((1, 1, height, width), dtype=np.float32)
+        output = run_emulated(kernel, image, window, 0.03)  # asserts no read outside the plane
+        assert relative_error(output, rlcn_reference(image, window, 0.03)) <= TOLERANCE, (height, width)

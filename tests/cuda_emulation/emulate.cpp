@@ -4,6 +4,7 @@
 // shared-memory phases run with real barrier semantics; blocks run one after another. This checks tiling,
 // halos, border handling and barrier placement. It says nothing about speed or warp-level behaviour.
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
@@ -24,13 +25,38 @@ static std::vector<float> shared_storage;
 #define __restrict__
 #define EMULATED_SHARED(name) float* const name = shared_storage.data()
 static void __syncthreads() { block_barrier->arrive_and_wait(); }
+using std::max;
 using std::min;  // fmaf, fmaxf and sqrtf come from <cmath> as in CUDA
 
+// Reads of the input plane go through this check (the test rewrites `plane[` to `CHECKED_PLANE(plane)[`):
+// a read outside the plane is counted, where on a GPU it could be an illegal address.
+static std::atomic<long> out_of_bounds_reads{0};
+static std::atomic<long> lowest_read{0};
+struct checked_plane {
+    const float* data;
+    long size;
+    float operator[](long index) const {
+        if (index < 0 || index >= size) {
+            ++out_of_bounds_reads;
+            long low = lowest_read.load();
+            while (index < low && !lowest_read.compare_exchange_weak(low, index)) {}
+            return NAN;
+        }
+        return data[index];
+    }
+};
+#define CHECKED_PLANE(plane) checked_plane{plane, static_cast<long>(height) * width}
+
 #include KERNEL_SOURCE
+
+extern "C" long bad_reads() { return out_of_bounds_reads.load(); }
+extern "C" long lowest_bad_read() { return lowest_read.load(); }
 
 extern "C" void launch(const float* src, float* dst, int height, int width, int radius, float eps,
                        int grid_x, int grid_y, int grid_z, int block_x, int block_y, int shared_bytes) {
     shared_storage.assign(shared_bytes / sizeof(float), NAN);  // poison: reading unwritten smem shows up
+    out_of_bounds_reads = 0;
+    lowest_read = 0;
     blockDim = {static_cast<unsigned>(block_x), static_cast<unsigned>(block_y), 1};
     for (int z = 0; z < grid_z; ++z)
         for (int y = 0; y < grid_y; ++y)

@@ -9,8 +9,12 @@
 // E[x^2] - E[x]^2 of shifted values cancels far less in float32 on smooth image regions.
 
 __device__ __forceinline__ int reflect_index(int i, const int n) {
+    // One reflection is exact for every sample a written output uses (radius < n). The halo of the last,
+    // partial tile reaches further, for outputs that are never written; clamping keeps those loads inside
+    // the plane, where an unclamped one could read before the allocation and kill the CUDA context.
     i = i < 0 ? -i : i;
-    return i >= n ? 2 * (n - 1) - i : i;
+    i = i >= n ? 2 * (n - 1) - i : i;
+    return min(max(i, 0), n - 1);
 }
 
 extern "C" __global__ void rlcn_box(const float* __restrict__ src, float* __restrict__ dst,
