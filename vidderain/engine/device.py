@@ -12,6 +12,7 @@ On the CPU the same calls run synchronously with plain tensors.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,6 +55,12 @@ class HostBatch:
         return self.frames.numpy()
 
 
+def cuda_event(timing: bool = False) -> torch.cuda.Event:
+    """A CUDA event whose ``synchronize()`` sleeps the waiting thread: the default spins a CPU core for
+    the whole wait (a model call per batch), taking it from decode and x264."""
+    return torch.cuda.Event(enable_timing=timing, blocking=True)
+
+
 class PinnedPool:
     """A fixed set of pinned host buffers of one shape; ``acquire`` blocks (stop-aware) until one is free."""
 
@@ -90,15 +97,20 @@ class DeviceRunner:
             self.copy_stream = torch.cuda.Stream(self.device)
             self.compute_stream = torch.cuda.Stream(self.device)
         self._pools: dict[tuple[str, tuple[int, ...]], PinnedPool] = {}
+        self._pools_lock = threading.Lock()  # the upload and infer threads both ask for pools
 
     def _pool(self, direction: str, height: int, width: int) -> PinnedPool:
         shape = (self.batch_size, height, width, 3)
         key = (direction, shape)
-        if key not in self._pools:
-            # Frame size changes are rare; drop pools of other sizes so pinned memory stays bounded.
-            self._pools = {k: v for k, v in self._pools.items() if k[0] != direction}
-            self._pools[key] = PinnedPool(shape, PINNED_BUFFERS, self.control)
-        return self._pools[key]
+        with self._pools_lock:
+            if key not in self._pools:
+                # Frame size changes are rare (a live source reconnecting at a new resolution): drop this
+                # direction's pools of other sizes, so pinned memory stays bounded; buffers still in use
+                # go back to their old pool and are freed with it.
+                for stale in [k for k in self._pools if k[0] == direction]:
+                    del self._pools[stale]
+                self._pools[key] = PinnedPool(shape, PINNED_BUFFERS, self.control)
+            return self._pools[key]
 
     def upload(self, images: list[np.ndarray]) -> DeviceBatch:
         """Start copying up to ``batch_size`` same-sized uint8 RGB frames to the device."""
@@ -113,7 +125,7 @@ class DeviceRunner:
             host_view[index] = image
         with torch.cuda.stream(self.copy_stream):
             frames = host[:count].to(self.device, non_blocking=True)
-            ready = torch.cuda.Event()
+            ready = cuda_event()
             ready.record(self.copy_stream)
 
         def release() -> None:
@@ -137,8 +149,8 @@ class DeviceRunner:
         pool = self._pool("out", height, width)
         host = pool.acquire()
         with torch.cuda.stream(self.compute_stream):
-            started = torch.cuda.Event(enable_timing=True)
-            done = torch.cuda.Event(enable_timing=True)
+            started = cuda_event(timing=True)
+            done = cuda_event(timing=True)
             self.compute_stream.wait_event(batch.ready)
             started.record(self.compute_stream)
             # Allocated on the copy stream, used here: tell the caching allocator not to reuse it early.

@@ -41,7 +41,6 @@ def shared_memory_bytes(window: int) -> int:
 
 def rlcn_cupy(image: torch.Tensor, window: int, eps: float) -> torch.Tensor:
     """RLCN of a CUDA (B, C, H, W) tensor with the CuPy box-filter kernel. Returns float32."""
-    import cupy
 
     check_rlcn_args(image, window)
     if not image.is_cuda:
@@ -51,7 +50,22 @@ def rlcn_cupy(image: torch.Tensor, window: int, eps: float) -> torch.Tensor:
 
         return rlcn_torch(image, window, eps)
 
+    # The kernel works on whole planes (NCHW); the result goes back in the caller's layout, so a
+    # channels_last model does not convert layouts again at every stage's concat and attention input.
     source = image.float().contiguous()
+    return in_layout_of(image, _launch(source, window, eps))
+
+
+def in_layout_of(image: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+    """``result`` in ``image``'s memory format (channels_last stays channels_last)."""
+    if image.is_contiguous(memory_format=torch.channels_last) and not image.is_contiguous():
+        return result.contiguous(memory_format=torch.channels_last)
+    return result
+
+
+def _launch(source: torch.Tensor, window: int, eps: float) -> torch.Tensor:
+    import cupy
+
     batch, channels, height, width = source.shape
     output = torch.empty_like(source)
     device_index = source.device.index if source.device.index is not None else torch.cuda.current_device()

@@ -1,0 +1,71 @@
+"""CUDA-path details checked without a GPU (stubs stand in for CUDA objects); GPU twins skip here."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from vidderain.engine import device as device_module
+from vidderain.engine.device import DeviceRunner, cuda_event
+from vidderain.engine.stage import PipelineControl
+from vidderain.inference import Derainer
+from vidderain.models import build_model
+from vidderain.ops.rlcn_cupy import in_layout_of
+
+
+def test_cuda_events_sleep_instead_of_spinning(monkeypatch):
+    made = []
+
+    class RecordingEvent:
+        def __init__(self, **options):
+            made.append(options)
+
+    monkeypatch.setattr(torch.cuda, "Event", RecordingEvent)
+    cuda_event()
+    cuda_event(timing=True)
+    assert made == [{"enable_timing": False, "blocking": True}, {"enable_timing": True, "blocking": True}]
+
+
+def test_pools_are_shared_between_threads_and_replaced_on_a_new_size(monkeypatch, tiny_config):
+    class SlowPool:  # pinning a buffer takes a while: long enough for the other thread to ask too
+        def __init__(self, shape, count, control):
+            time.sleep(0.05)
+            self.shape = shape
+
+    monkeypatch.setattr(device_module, "PinnedPool", SlowPool)
+    runner = DeviceRunner(Derainer(build_model(tiny_config), torch.device("cpu")), 2, PipelineControl())
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(runner._pool("in", 96, 160))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got[0] is got[1]  # one pool for one size, not two with one of them lost
+    runner._pool("out", 96, 160)
+    resized = runner._pool("in", 120, 200)  # a reconnect at a new resolution
+    assert resized.shape == (2, 120, 200, 3)
+    assert sorted(key[0] for key in runner._pools) == ["in", "out"]  # the old input size is freed
+
+
+def test_rlcn_results_come_back_in_the_models_layout():
+    nchw = torch.rand(2, 3, 20, 24)
+    result = torch.rand(2, 3, 20, 24)  # what the kernel writes: plain NCHW
+    channels_last = nchw.contiguous(memory_format=torch.channels_last)
+    assert in_layout_of(channels_last, result).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(in_layout_of(channels_last, result), result)
+    assert in_layout_of(nchw, result) is result
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cupy_kernel_keeps_channels_last_on_the_gpu():
+    from vidderain.ops import cupy_available
+    from vidderain.ops.rlcn_cupy import rlcn_cupy
+
+    if not cupy_available():
+        pytest.skip("needs CuPy")
+    image = torch.rand(1, 3, 64, 96, device="cuda").contiguous(memory_format=torch.channels_last)
+    assert rlcn_cupy(image, 15, 0.03).is_contiguous(memory_format=torch.channels_last)
