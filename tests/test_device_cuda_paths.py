@@ -69,3 +69,32 @@ def test_the_cupy_kernel_keeps_channels_last_on_the_gpu():
         pytest.skip("needs CuPy")
     image = torch.rand(1, 3, 64, 96, device="cuda").contiguous(memory_format=torch.channels_last)
     assert rlcn_cupy(image, 15, 0.03).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_waiting_for_buffers_and_uploads_is_not_counted_as_model_time():
+    from vidderain.engine.device import DeviceBatch, HostBatch
+    from vidderain.engine.infer import Batch, InferStage
+    from vidderain.engine.stage import END, StageQueue
+
+    wait = 0.2
+
+    class BackPressuredRunner:  # the CUDA runner's shape: a slow encoder holds every output buffer
+        def output_buffer(self, batch):
+            time.sleep(wait)
+            return "buffer"
+
+        def infer(self, batch, output):
+            assert output == "buffer"
+            return HostBatch(batch.frames)
+
+    control = PipelineControl()
+    batches, derained = StageQueue(4, control), StageQueue(4, control)
+    for _ in range(3):
+        upload_done = lambda: time.sleep(wait)  # noqa: E731  (waiting for the copy to finish)
+        batches.put(Batch([], DeviceBatch(torch.zeros(1, 8, 8, 3, dtype=torch.uint8), None, upload_done)))
+    batches.put(END)
+    stage = InferStage(batches, derained, BackPressuredRunner(), control)
+    stage.start()
+    stage.join(timeout=30)
+    assert stage.done.is_set() and control.error is None
+    assert stage.stats.busy_seconds < wait / 2  # about 1.2 s of waiting, none of it "model"

@@ -140,14 +140,24 @@ class DeviceRunner:
             return derain_tiled(self.derainer.derain_tensor, rainy, self.tile, self.tile_overlap)
         return self.derainer.derain_tensor(rainy)
 
+    def output_buffer(self, batch: DeviceBatch) -> tuple[PinnedPool, torch.Tensor] | None:
+        """A pinned buffer for the batch's results (CUDA); blocks while the encoder holds them all, which is
+        back-pressure, so callers keep it out of the model's busy time."""
+        if not self.cuda:
+            return None
+        height, width = batch.frames.shape[1:3]
+        pool = self._pool("out", height, width)
+        return pool, pool.acquire()
+
     @torch.inference_mode()
-    def infer(self, batch: DeviceBatch) -> HostBatch:
+    def infer(self, batch: DeviceBatch, output: tuple[PinnedPool, torch.Tensor] | None = None) -> HostBatch:
+        """Derain a batch. On CUDA this only enqueues the work (into ``output`` from ``output_buffer``);
+        the returned batch's events say when it is done and how long the device took."""
         if not self.cuda:
             return HostBatch(unit_to_frames(self.derain(frames_to_unit(batch.frames))).contiguous())
 
-        count, height, width = batch.frames.shape[:3]
-        pool = self._pool("out", height, width)
-        host = pool.acquire()
+        pool, host = output or self.output_buffer(batch)
+        count = batch.frames.shape[0]
         with torch.cuda.stream(self.compute_stream):
             started = cuda_event(timing=True)
             done = cuda_event(timing=True)
@@ -157,5 +167,4 @@ class DeviceRunner:
             batch.frames.record_stream(self.compute_stream)
             host[:count].copy_(unit_to_frames(self.derain(frames_to_unit(batch.frames))), non_blocking=True)
             done.record(self.compute_stream)
-        batch.release()
         return HostBatch(host[:count], started, done, lambda: pool.release(host))
