@@ -7,8 +7,9 @@ Data comes from a paired folder (``data.paired``: root + layout, see vidderain.d
 the fly (``data.synthetic``): rain rendered over crops of clean photographs, new rain for every crop.
 Batch k is drawn from a generator seeded with (seed, k) alone, so a resumed run draws exactly the batches
 the uninterrupted run would have: with the model, optimiser and schedule restored from the checkpoint, the
-parameters come out bit-for-bit the same (on the same device and thread count). The last step exports
-the weights with their config (safetensors) as OUT/NAME.safetensors.
+parameters come out bit-for-bit the same on the CPU (same thread count); on CUDA, cuDNN's algorithm
+choices and atomics make a resumed run close to, not identical with, an uninterrupted one. The last step
+exports the weights with their config (safetensors) as OUT/NAME.safetensors.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from vidderain.metrics import NegativeSSIMLoss, psnr_y, ssim_y
 from vidderain.models import build_model
 from vidderain.weights import load_weights, save_weights
 
+PROGRESS_EVERY = 10  # iterations between updates of the live progress line
 PREFETCH_BATCHES = 2  # drawn ahead on worker threads (image decoding and rain rendering free the GIL)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "iterations": 2400,
@@ -211,11 +213,17 @@ def main() -> int:
                 scaler.update()
                 schedule.step()
                 done = iteration - start
+                final = iteration == settings["iterations"]
+                validating = iteration % settings["validate_every"] == 0 or final
+                checkpointing = iteration % settings["checkpoint_every"] == 0 or iteration == last
+                if not (validating or checkpointing or iteration % PROGRESS_EVERY == 0):
+                    progress.update(task, completed=iteration)
+                    continue  # loss.item() waits for the GPU: read it only when it is shown
                 status = f"loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e}"
                 status += f" ({(time.perf_counter() - started) / done:.2f} s/iter)"
                 progress.update(task, completed=iteration, status=status)
                 line = f"iter {iteration}/{settings['iterations']} {status}"
-                if iteration % settings["validate_every"] == 0 or iteration == settings["iterations"]:
+                if validating:
                     scores = validate(model, data.validation_pairs(), device)
                     if scores:
                         line += f" | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}"
@@ -228,7 +236,7 @@ def main() -> int:
                             }
                             save_weights(model, args.out / "best.safetensors", metadata)
                             line += " (best so far: best.safetensors)"
-                if iteration % settings["checkpoint_every"] == 0 or iteration == last:
+                if checkpointing:
                     state = {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
@@ -239,7 +247,7 @@ def main() -> int:
                         "best_psnr_y": best,
                     }
                     save_checkpoint(args.out / "checkpoint.pt", state)
-                if iteration % settings["checkpoint_every"] == 0 or iteration == last or "validation" in line:
+                if checkpointing or "validation" in line:
                     # A log line, printed above the live progress line.
                     progress.console.print(line, markup=False)
     except VidderainError as error:

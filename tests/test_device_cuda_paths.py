@@ -98,3 +98,24 @@ def test_waiting_for_buffers_and_uploads_is_not_counted_as_model_time():
     stage.join(timeout=30)
     assert stage.done.is_set() and control.error is None
     assert stage.stats.busy_seconds < wait / 2  # about 1.2 s of waiting, none of it "model"
+
+
+def test_bf16_on_a_gpu_without_it_is_a_one_line_error(monkeypatch, tiny_config):
+    from vidderain.errors import VidderainError
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    with pytest.raises(VidderainError, match="this GPU has no bf16 arithmetic; use --precision fp16 or fp32"):
+        Derainer(build_model(tiny_config), torch.device("cuda"), "bf16")  # refused before any CUDA call
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_video_run_orders_its_streams_and_tunes_cudnn(tmp_path, tiny_weights):
+    from tests.media import ClipSpec, make_clip, read_video
+    from vidderain.engine import EncodeOptions, VideoJob, run_video
+    from vidderain.weights import load_weights
+
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=12))
+    derainer = Derainer(load_weights(tiny_weights), torch.device("cuda"))
+    summary = run_video(VideoJob(clip, tmp_path / "out.mp4", batch=4, encode=EncodeOptions()), derainer)
+    assert torch.backends.cudnn.benchmark and summary.frames == read_video(tmp_path / "out.mp4").frames == 12

@@ -96,6 +96,10 @@ class DeviceRunner:
         if self.cuda:
             self.copy_stream = torch.cuda.Stream(self.device)
             self.compute_stream = torch.cuda.Stream(self.device)
+            # The weights were moved to the device on the default stream: the side streams must not read
+            # them before that copy has finished.
+            self.copy_stream.wait_stream(torch.cuda.current_stream(self.device))
+            self.compute_stream.wait_stream(torch.cuda.current_stream(self.device))
         self._pools: dict[tuple[str, tuple[int, ...]], PinnedPool] = {}
         self._pools_lock = threading.Lock()  # the upload and infer threads both ask for pools
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import torch
 
 from vidderain.engine.decode import DecodeStage, InputVideo, open_input
 from vidderain.engine.device import DeviceRunner
@@ -197,6 +198,9 @@ def _run(
     derained = StageQueue(2, control)
     passthrough: queue.Queue = queue.Queue()  # bounded in practice: decode blocks on `frames`
     runner = DeviceRunner(derainer, job.batch, control, job.tile, job.tile_overlap)
+    if runner.cuda:
+        # A file's frames all have one size: let cuDNN pick its fastest convolutions for it once.
+        torch.backends.cudnn.benchmark = True
 
     decode = DecodeStage(source, frames, passthrough, control, interrupt, warn)
     upload = BatchStage(frames, batches, runner, control)
