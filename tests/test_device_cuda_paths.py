@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,14 +39,16 @@ def test_pools_are_shared_between_threads_and_replaced_on_a_new_size(monkeypatch
     monkeypatch.setattr(device_module, "PinnedPool", SlowPool)
     runner = DeviceRunner(Derainer(build_model(tiny_config), torch.device("cpu")), 2, PipelineControl())
     got: list = []
-    threads = [threading.Thread(target=lambda: got.append(runner._pool("in", 96, 160))) for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: got.append(runner._pool("in", (96, 160, 3)))) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert got[0] is got[1]  # one pool for one size, not two with one of them lost
-    runner._pool("out", 96, 160)
-    resized = runner._pool("in", 120, 200)  # a reconnect at a new resolution
+    runner._pool("out", (96, 160, 3))
+    resized = runner._pool("in", (120, 200, 3))  # a reconnect at a new resolution
     assert resized.shape == (2, 120, 200, 3)
     assert sorted(key[0] for key in runner._pools) == ["in", "out"]  # the old input size is freed
 
@@ -72,6 +75,8 @@ def test_the_cupy_kernel_keeps_channels_last_on_the_gpu():
 
 
 def test_waiting_for_buffers_and_uploads_is_not_counted_as_model_time():
+    from vidderain.engine.colour import Colour
+    from vidderain.engine.decode import DecodedFrame
     from vidderain.engine.device import DeviceBatch, HostBatch
     from vidderain.engine.infer import Batch, InferStage
     from vidderain.engine.stage import END, StageQueue
@@ -83,7 +88,7 @@ def test_waiting_for_buffers_and_uploads_is_not_counted_as_model_time():
             time.sleep(wait)
             return "buffer"
 
-        def infer(self, batch, output):
+        def infer(self, batch, output, colour):
             assert output == "buffer"
             return HostBatch(batch.frames)
 
@@ -91,7 +96,10 @@ def test_waiting_for_buffers_and_uploads_is_not_counted_as_model_time():
     batches, derained = StageQueue(4, control), StageQueue(4, control)
     for _ in range(3):
         upload_done = lambda: time.sleep(wait)  # noqa: E731  (waiting for the copy to finish)
-        batches.put(Batch([], DeviceBatch(torch.zeros(1, 8, 8, 3, dtype=torch.uint8), None, upload_done)))
+        frame = DecodedFrame(0, np.zeros((8, 8, 3), np.uint8), 0, Colour(1, 1, 2, 2), 0)
+        batches.put(
+            Batch([frame], DeviceBatch(torch.zeros(1, 8, 8, 3, dtype=torch.uint8), None, upload_done))
+        )
     batches.put(END)
     stage = InferStage(batches, derained, BackPressuredRunner(), control)
     stage.start()

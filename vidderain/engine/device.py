@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vidderain.engine.colour import Colour
 from vidderain.engine.stage import PipelineControl, StageQueue
 from vidderain.engine.tiling import derain_tiled
+from vidderain.engine.yuv import rgb_to_yuv420
 from vidderain.inference import Derainer, frames_to_unit, unit_to_frames
 
 PINNED_BUFFERS = 3  # per direction: one being filled, one in flight, one spare
@@ -39,10 +41,11 @@ class DeviceBatch:
 class HostBatch:
     """Derained frames on their way back to the host."""
 
-    frames: torch.Tensor  # (N, H, W, 3) uint8 on the host (pinned on CUDA)
+    frames: torch.Tensor  # (N, H, W, 3) uint8 RGB, or (N, H * 3 // 2, W) yuv420p, on the host
     started: torch.cuda.Event | None = None
     done: torch.cuda.Event | None = None
     release: Callable[[], None] = field(default=lambda: None)  # returns the pinned output buffer
+    pix_fmt: str = "rgb24"  # or "yuv420p": converted on the device (vidderain.engine.yuv)
 
     def wait(self) -> float:
         """Block until the frames are on the host; returns the device time the batch took (seconds)."""
@@ -85,8 +88,10 @@ class DeviceRunner:
         control: PipelineControl,
         tile: int | None = None,
         tile_overlap: int = 32,
+        yuv: bool = False,
     ) -> None:
         self.derainer = derainer
+        self.yuv = yuv  # results as yuv420p, converted on the device, rather than RGB
         self.device = derainer.device
         self.batch_size = batch_size
         self.control = control
@@ -103,8 +108,8 @@ class DeviceRunner:
         self._pools: dict[tuple[str, tuple[int, ...]], PinnedPool] = {}
         self._pools_lock = threading.Lock()  # the upload and infer threads both ask for pools
 
-    def _pool(self, direction: str, height: int, width: int) -> PinnedPool:
-        shape = (self.batch_size, height, width, 3)
+    def _pool(self, direction: str, shape: tuple[int, ...]) -> PinnedPool:
+        shape = (self.batch_size, *shape)
         key = (direction, shape)
         with self._pools_lock:
             if key not in self._pools:
@@ -121,8 +126,7 @@ class DeviceRunner:
         count = len(images)
         if not self.cuda:
             return DeviceBatch(torch.from_numpy(np.stack(images)))
-        height, width = images[0].shape[:2]
-        pool = self._pool("in", height, width)
+        pool = self._pool("in", images[0].shape)
         host = pool.acquire()
         host_view = host.numpy()
         for index, image in enumerate(images):
@@ -150,15 +154,30 @@ class DeviceRunner:
         if not self.cuda:
             return None
         height, width = batch.frames.shape[1:3]
-        pool = self._pool("out", height, width)
+        pool = self._pool("out", (height * 3 // 2, width) if self.yuv else (height, width, 3))
         return pool, pool.acquire()
 
+    def _derain_frames(self, frames: torch.Tensor, colour: Colour | None) -> torch.Tensor:
+        """uint8 RGB frames -> derained uint8 frames, as RGB or (``yuv``) as yuv420p in ``colour``."""
+        derained = unit_to_frames(self.derain(frames_to_unit(frames)))
+        if self.yuv:
+            if colour is None:
+                raise ValueError("yuv420p results need the frames' colour (matrix and range)")
+            return rgb_to_yuv420(derained, colour)
+        return derained
+
     @torch.inference_mode()
-    def infer(self, batch: DeviceBatch, output: tuple[PinnedPool, torch.Tensor] | None = None) -> HostBatch:
+    def infer(
+        self,
+        batch: DeviceBatch,
+        output: tuple[PinnedPool, torch.Tensor] | None = None,
+        colour: Colour | None = None,
+    ) -> HostBatch:
         """Derain a batch. On CUDA this only enqueues the work (into ``output`` from ``output_buffer``);
         the returned batch's events say when it is done and how long the device took."""
+        pix_fmt = "yuv420p" if self.yuv else "rgb24"
         if not self.cuda:
-            return HostBatch(unit_to_frames(self.derain(frames_to_unit(batch.frames))).contiguous())
+            return HostBatch(self._derain_frames(batch.frames, colour).contiguous(), pix_fmt=pix_fmt)
 
         pool, host = output or self.output_buffer(batch)
         count = batch.frames.shape[0]
@@ -169,6 +188,6 @@ class DeviceRunner:
             started.record(self.compute_stream)
             # Allocated on the copy stream, used here: tell the caching allocator not to reuse it early.
             batch.frames.record_stream(self.compute_stream)
-            host[:count].copy_(unit_to_frames(self.derain(frames_to_unit(batch.frames))), non_blocking=True)
+            host[:count].copy_(self._derain_frames(batch.frames, colour), non_blocking=True)
             done.record(self.compute_stream)
-        return HostBatch(host[:count], started, done, lambda: pool.release(host))
+        return HostBatch(host[:count], started, done, lambda: pool.release(host), pix_fmt)

@@ -108,7 +108,24 @@ class VideoWriter:
         return self.size is not None
 
     def write(self, image: np.ndarray, pts: int, colour: Colour, rotation: int = 0) -> None:
+        """Encode one uint8 RGB frame (converted to the encoder's YUV by swscale)."""
         height, width = image.shape[:2]
+        self._ready(width, height, colour, rotation)
+        self._encode(colour.from_rgb(image, self.pix_fmt), pts)
+
+    def write_yuv420(self, planes: np.ndarray, pts: int, colour: Colour, rotation: int = 0) -> None:
+        """Encode one frame already converted to yuv420p in ``colour`` (vidderain.engine.yuv): the
+        (H * 3 // 2, W) array of its planes."""
+        height, width = planes.shape[0] * 2 // 3, planes.shape[1]
+        self._ready(width, height, colour, rotation)
+        if self.pix_fmt != EVEN_PIX_FMT:
+            raise ValueError(f"a yuv420p frame cannot go into a {self.pix_fmt} stream")
+        video_frame = av.VideoFrame.from_ndarray(planes, format=EVEN_PIX_FMT)
+        video_frame.colorspace = colour.colorspace
+        video_frame.color_range = colour.color_range
+        self._encode(video_frame, pts)
+
+    def _ready(self, width: int, height: int, colour: Colour, rotation: int) -> None:
         if self.output is None:
             self._open(width, height, colour, rotation)
         elif (width, height) != self.size:
@@ -116,7 +133,8 @@ class VideoWriter:
                 f"the video changes size mid-stream ({self.size[0]}x{self.size[1]} -> {width}x{height}); "
                 "vidderain keeps one size per output"
             )
-        video_frame = colour.from_rgb(image, self.pix_fmt)
+
+    def _encode(self, video_frame: av.VideoFrame, pts: int) -> None:
         video_frame.pts = pts
         video_frame.time_base = self.time_base
         self.output.mux(self.video_stream.encode(video_frame))
@@ -214,10 +232,14 @@ class EncodeStage(Stage):
             for batch in self.derained:
                 self.infer.device_seconds += batch.derained.wait()  # outside busy time: that is the device's
                 with self.stats:
+                    yuv = batch.derained.pix_fmt == EVEN_PIX_FMT  # converted on the device already
                     for frame, image in zip(batch.frames, batch.derained.numpy(), strict=True):
-                        if self.options.side_by_side:
-                            image = np.concatenate([frame.image, image], axis=1)
-                        self.writer.write(image, frame.pts, frame.colour, frame.rotation)
+                        if yuv:
+                            self.writer.write_yuv420(image, frame.pts, frame.colour, frame.rotation)
+                        else:
+                            if self.options.side_by_side:
+                                image = np.concatenate([frame.image, image], axis=1)
+                            self.writer.write(image, frame.pts, frame.colour, frame.rotation)
                         self.stats.frames += 1
                     batch.derained.release()
                     self._mux_passthrough(wait=False)

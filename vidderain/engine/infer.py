@@ -95,7 +95,7 @@ class InferStage(Stage):
             # be named the bottleneck as "model". On CUDA the model's time is the device's, from events.
             output = self.runner.output_buffer(batch.uploaded)
             with self.stats:
-                result = self.runner.infer(batch.uploaded, output)
+                result = self.runner.infer(batch.uploaded, output, batch.frames[0].colour)
                 self.stats.frames += len(batch.frames)
             batch.uploaded.release()
             self.derained.put(DerainedBatch(batch.frames, result))

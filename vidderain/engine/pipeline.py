@@ -50,6 +50,9 @@ class VideoJob:
     end: float | None = None
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False  # replace an existing output (-y)
+    # Convert to the encoder's yuv420p on the model's device (1.5 bytes a pixel back, no swscale): None
+    # decides (on CUDA, for even-sized frames written as they are); True/False force it.
+    device_yuv: bool | None = None
 
 
 @dataclass
@@ -197,7 +200,9 @@ def _run(
     batches = StageQueue(1, control)  # one batch uploading while the model works on the previous one
     derained = StageQueue(2, control)
     passthrough: queue.Queue = queue.Queue()  # bounded in practice: decode blocks on `frames`
-    runner = DeviceRunner(derainer, job.batch, control, job.tile, job.tile_overlap)
+    runner = DeviceRunner(
+        derainer, job.batch, control, job.tile, job.tile_overlap, device_yuv(job, source, derainer)
+    )
     if runner.cuda:
         # A file's frames all have one size: let cuDNN pick its fastest convolutions for it once.
         torch.backends.cudnn.benchmark = True
@@ -237,6 +242,14 @@ def _run(
         partial=interrupted,
         truncated=decode.truncated,
     )
+
+
+def device_yuv(job: VideoJob, source: InputVideo, derainer: Derainer) -> bool:
+    """Whether the model's device also converts the results to yuv420p (see VideoJob.device_yuv)."""
+    context = source.video.codec_context
+    possible = not job.encode.side_by_side and context.width % 2 == 0 and context.height % 2 == 0
+    wanted = derainer.device.type == "cuda" if job.device_yuv is None else job.device_yuv
+    return possible and wanted
 
 
 def _monitor(
