@@ -2,10 +2,11 @@
 
 On CUDA a batch travels as uint8 (a quarter of the bytes of float32) from a pinned host buffer to the
 device on the copy stream; the compute stream waits for that copy's event, runs RLCN + RRANet, converts
-back to uint8 and copies into a pinned output buffer, recording an event the encoder waits on. Upload and
-compute run on different threads, so the copy of batch k+1 overlaps the compute of batch k. Pinned buffers
-come from small pools that bound memory and give back-pressure: a buffer returns to its pool only once
-its copy has finished (inputs) or the encoder has read it (outputs).
+to uint8 (RGB, or the encoder's yuv420p: vidderain.engine.yuv) and records an event; the download stream
+waits for it and copies into a pinned output buffer, recording the event the encoder waits on. So the
+upload of batch k+1, the model on batch k and the copy back of batch k-1 overlap. Pinned buffers come from
+small pools that bound memory and give back-pressure: a buffer returns to its pool only once its copy has
+finished (inputs) or the encoder has read it (outputs). Events block rather than spin a core.
 
 On the CPU the same calls run synchronously with plain tensors.
 """
@@ -99,12 +100,13 @@ class DeviceRunner:
         self.tile_overlap = tile_overlap
         self.cuda = self.device.type == "cuda"
         if self.cuda:
-            self.copy_stream = torch.cuda.Stream(self.device)
+            self.copy_stream = torch.cuda.Stream(self.device)  # uploads
             self.compute_stream = torch.cuda.Stream(self.device)
+            self.download_stream = torch.cuda.Stream(self.device)  # results back to the host
             # The weights were moved to the device on the default stream: the side streams must not read
             # them before that copy has finished.
-            self.copy_stream.wait_stream(torch.cuda.current_stream(self.device))
-            self.compute_stream.wait_stream(torch.cuda.current_stream(self.device))
+            for stream in (self.copy_stream, self.compute_stream, self.download_stream):
+                stream.wait_stream(torch.cuda.current_stream(self.device))
         self._pools: dict[tuple[str, tuple[int, ...]], PinnedPool] = {}
         self._pools_lock = threading.Lock()  # the upload and infer threads both ask for pools
 
@@ -181,13 +183,18 @@ class DeviceRunner:
 
         pool, host = output or self.output_buffer(batch)
         count = batch.frames.shape[0]
+        started, computed, done = cuda_event(timing=True), cuda_event(), cuda_event(timing=True)
         with torch.cuda.stream(self.compute_stream):
-            started = cuda_event(timing=True)
-            done = cuda_event(timing=True)
             self.compute_stream.wait_event(batch.ready)
             started.record(self.compute_stream)
             # Allocated on the copy stream, used here: tell the caching allocator not to reuse it early.
             batch.frames.record_stream(self.compute_stream)
-            host[:count].copy_(self._derain_frames(batch.frames, colour), non_blocking=True)
-            done.record(self.compute_stream)
+            result = self._derain_frames(batch.frames, colour)
+            computed.record(self.compute_stream)
+        # The copy back runs on its own stream, so the next batch's model work overlaps it.
+        with torch.cuda.stream(self.download_stream):
+            self.download_stream.wait_event(computed)
+            result.record_stream(self.download_stream)
+            host[:count].copy_(result, non_blocking=True)
+            done.record(self.download_stream)
         return HostBatch(host[:count], started, done, lambda: pool.release(host), pix_fmt)
