@@ -84,3 +84,47 @@ def test_auto_backend_on_cpu_is_the_torch_path(rng):
 def test_bad_arguments_are_refused(shape, window, message):
     with pytest.raises(ValueError, match=message):
         rlcn_torch(torch.rand(shape), window, 0.03)
+
+
+@pytest.mark.parametrize("window", [3, 7, 15, 31])
+def test_the_float32_tiled_path_for_gpus_matches_the_reference(window, rng):
+    from tests.conftest import SAMPLES, image_tensor
+    from tests.rlcn_reference import relative_error, rlcn_reference
+    from vidderain.ops.rlcn import rlcn_tiles_float32
+
+    for name in ("astronaut", "coffee"):  # smooth regions and edges: where float32 cancels
+        photo = image_tensor(SAMPLES / "rainy" / f"{name}.png").float()
+        output = rlcn_tiles_float32(photo, window, 0.03)
+        assert output.dtype == torch.float32 and output.shape == photo.shape
+        assert relative_error(output.numpy(), rlcn_reference(photo.numpy(), window, 0.03)) <= 1e-5
+    for shape in [(2, 3, 37, 53), (1, 1, 33, 17), (1, 2, 16, 32), (1, 1, 17, 35)]:
+        if window // 2 >= min(shape[-2:]):
+            continue
+        image = torch.from_numpy(rng.random(shape, dtype=np.float32))
+        assert (
+            relative_error(
+                rlcn_tiles_float32(image, window, 0.03).numpy(), rlcn_reference(image.numpy(), window, 0.03)
+            )
+            <= 1e-5
+        )
+    flat = rlcn_tiles_float32(torch.full((1, 1, 18, 40), 0.6), window if window < 18 else 15, 0.03)
+    assert torch.equal(flat, torch.zeros_like(flat))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_torch_path_on_a_gpu_is_float32_and_small():
+    from tests.rlcn_reference import relative_error, rlcn_reference
+
+    image = torch.rand(4, 3, 1080, 1920, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    output = rlcn_torch(image, 15, 0.03)
+    peak = torch.cuda.max_memory_allocated() - before
+    assert peak < 2**29  # the float64 integral path took about 2 GB here
+    crop = image[:1, :, :200, :300]
+    assert (
+        relative_error(rlcn_torch(crop, 15, 0.03).cpu().numpy(), rlcn_reference(crop.cpu().numpy(), 15, 0.03))
+        <= 1e-5
+    )
+    assert output.dtype == torch.float32
