@@ -144,11 +144,12 @@ class DeviceRunner:
 
         return DeviceBatch(frames, ready, release)
 
-    def derain(self, rainy: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] on the device -> derained, tiled when frames exceed ``tile``."""
-        if self.tile and max(rainy.shape[-2:]) > self.tile:
-            return derain_tiled(self.derainer.derain_tensor, rainy, self.tile, self.tile_overlap)
-        return self.derainer.derain_tensor(rainy)
+    def derain(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB frames (N, H, W, 3) on the device -> derained uint8 RGB; in tiles cut from the uint8
+        frames when they exceed ``tile``."""
+        if self.tile and max(frames.shape[1:3]) > self.tile:
+            return derain_tiled(self.derainer.derain_tensor, frames, self.tile, self.tile_overlap)
+        return unit_to_frames(self.derainer.derain_tensor(frames_to_unit(frames)))
 
     def output_buffer(self, batch: DeviceBatch) -> tuple[PinnedPool, torch.Tensor] | None:
         """A pinned buffer for the batch's results (CUDA); blocks while the encoder holds them all, which is
@@ -161,7 +162,7 @@ class DeviceRunner:
 
     def _derain_frames(self, frames: torch.Tensor, colour: Colour | None) -> torch.Tensor:
         """uint8 RGB frames -> derained uint8 frames, as RGB or (``yuv``) as yuv420p in ``colour``."""
-        derained = unit_to_frames(self.derain(frames_to_unit(frames)))
+        derained = self.derain(frames)
         if self.yuv:
             if colour is None:
                 raise ValueError("yuv420p results need the frames' colour (matrix and range)")

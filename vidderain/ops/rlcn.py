@@ -10,8 +10,8 @@ L = 0 there, never NaN.
 
 Two implementations compute this one function: :func:`rlcn_torch` (any device: float64 integral images on
 the CPU, shifted float32 tiles on a GPU) and a CuPy box-filter kernel (:mod:`vidderain.ops.rlcn_cupy`)
-used automatically for CUDA tensors when CuPy is installed. Neither works in the input's precision when that is half: E[x^2] - E[x]^2 would cancel to
-noise; both return float32.
+used automatically for CUDA tensors when CuPy is installed. Neither works in the input's precision when
+that is half: E[x^2] - E[x]^2 would cancel to noise; both return float32.
 """
 
 from __future__ import annotations
