@@ -1,0 +1,257 @@
+"""One command for the first minutes on a GPU: every CUDA path checked, real fps measured, Markdown printed.
+
+    pip install -e ".[gpu,test]" && python pipelines/gpu_check.py [--budget 480] > gpu-check.md
+
+Runs, in order, each step within what is left of ``--budget`` seconds (default 8 minutes):
+1. the GPU tests (``pytest -m gpu``), and the RLCN kernel's edge sweep under ``compute-sanitizer``
+   (memcheck) when it is installed: out-of-bounds reads show there even when outputs look right;
+2. the RLCN kernel benchmark at 1080p against the bandwidth floor (pipelines/bench_rlcn.py);
+3. the engine (decode -> model -> encode, ``vidderain run``'s path) on synthetic clips at 640x360,
+   1280x720 and 1920x1080 for ``rranet-lite`` in fp16 and bf16 at batch 1, 4 and 8;
+4. live preview latency at 720p (a file played in real time, as a camera);
+5. the model alone at 720p, eager against ``torch.compile`` and CUDA graphs (fixed shape), fp16 batch 4.
+Prints a Markdown section for docs/benchmarks.md (date, device, command, tables). ``--device cpu`` with
+``--quick`` runs the same plumbing on tiny inputs (the test suite does), without the GPU-only steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import torch
+
+from vidderain.data.rain import RainRenderer, RainStyle, composite
+from vidderain.engine import EncodeOptions, VideoJob, run_video
+from vidderain.imageio import read_rgb, to_float, to_uint8
+from vidderain.inference import Derainer, load_model, resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "samples" / "images" / "clean" / "astronaut.png"
+SIZES = {"640x360": (640, 360), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
+QUICK_SIZES = {"96x64": (96, 64)}
+FRAMES, QUICK_FRAMES = 96, 6
+FPS = 25
+MODEL_REPEATS = 20
+STEPS = ("tests", "kernel", "engine", "live", "compile")
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """A pan over a photograph with coherent rain, H.264: what the engine meets in a dashcam file."""
+    photo = to_float(read_rgb(PHOTO))
+    scale = max(width / photo.shape[1], height / photo.shape[0]) * 1.25
+    import cv2
+
+    photo = cv2.resize(photo, (round(photo.shape[1] * scale) + frames, round(photo.shape[0] * scale)))
+    rain = RainRenderer(height, width, RainStyle(), seed=0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for index in range(frames):
+            window = photo[:height, index : index + width]
+            image = to_uint8(composite(window, rain.layer()))
+            rain.step()
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def step_tests(budget: Budget) -> list[str]:
+    lines = ["### GPU tests", ""]
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(ROOT / "tests")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=max(budget.left(), 1), cwd=ROOT)
+    lines.append(
+        f"`pytest -q -m gpu`: {result.stdout.strip().splitlines()[-1] if result.stdout else 'no output'}"
+    )
+    sanitizer = shutil.which("compute-sanitizer")
+    if sanitizer:
+        command = [sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-m", "pytest",
+                   "-q", str(ROOT / "tests" / "test_rlcn_gpu.py"), "-k", "edges"]  # fmt: skip
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=max(budget.left(), 1), cwd=ROOT
+        )
+        verdict = "clean" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+        lines.append(f"`compute-sanitizer --tool memcheck` on the RLCN kernel's edge sweep: {verdict}")
+    else:
+        lines.append(
+            "compute-sanitizer: not installed (the kernel's bounds are checked by the CPU emulation)"
+        )
+    return [*lines, ""]
+
+
+def step_kernel(budget: Budget) -> list[str]:
+    command = [sys.executable, str(ROOT / "pipelines" / "bench_rlcn.py"), "--size", "1080x1920"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=max(budget.left(), 1),
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    return ["### RLCN kernel, 1080p", "", "```", result.stdout.strip() or result.stderr.strip(), "```", ""]
+
+
+def step_engine(budget: Budget, folder: Path, device: torch.device, sizes: dict, frames: int,
+                precisions: tuple[str, ...], batches: tuple[int, ...]) -> list[str]:  # fmt: skip
+    loaded = load_model("rranet-lite")
+    lines = [
+        f"### Engine (`vidderain run`'s path), rranet-lite, {frames}-frame clips",
+        "",
+        "| size | precision | batch | fps | bottleneck | model fps (busy) | encode fps |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, (width, height) in sizes.items():
+        clip = make_clip(folder / f"clip-{name}.mp4", width, height, frames)
+        for precision in precisions:
+            derainer = Derainer(loaded.model, device, precision)
+            for batch in batches:
+                if budget.left() < 10:
+                    lines.append(f"| {name} | {precision} | {batch} | (out of time) | | | |")
+                    continue
+                target = folder / f"out-{name}-{precision}-{batch}.mp4"
+                job = VideoJob(clip, target, batch=batch, encode=EncodeOptions(), overwrite=True)
+                summary = run_video(job, derainer)
+                stages = {stage.name: stage.fps for stage in summary.stages}
+                lines.append(
+                    f"| {name} | {precision} | {batch} | {summary.fps:.1f} | {summary.bottleneck} "
+                    f"| {stages['model']:.1f} | {stages['encode']:.1f} |"
+                )
+    return [*lines, ""]
+
+
+def step_live(
+    budget: Budget, folder: Path, device: torch.device, size: tuple[int, int], frames: int
+) -> list[str]:
+    clip = make_clip(folder / "live.mp4", *size, frames)
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    command = [sys.executable, "-m", "vidderain", "preview", str(clip), "--no-window", "--json", "-y",
+               "-o", str(folder / "live.out.mp4"), "--device", str(device),
+               "--precision", precision]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=max(budget.left(), 1))
+    if result.returncode != 0:
+        return ["### Live preview", "", f"failed: {result.stderr.strip()}", ""]
+    summary = json.loads(result.stdout)
+    latency = summary["latency_ms"]
+    return [
+        f"### Live preview, {size[0]}x{size[1]} file in real time ({FPS} fps)",
+        "",
+        f"fps in {summary['fps_in']}, out {summary['fps_out']}; dropped {summary['dropped']}; "
+        f"latency mean {latency['mean']} ms, p95 {latency['p95']} ms, max {latency['max']} ms",
+        "",
+    ]
+
+
+def time_calls(fn, repeats: int) -> float:
+    fn()
+    fn()  # warm-up (and compilation)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / repeats
+
+
+def step_compile(budget: Budget, device: torch.device, size: tuple[int, int], batch: int) -> list[str]:
+    derainer = Derainer(load_model("rranet-lite").model, device, "fp16" if device.type == "cuda" else "fp32")
+    frames = torch.rand(batch, 3, size[1], size[0], device=device)
+    eager = time_calls(lambda: derainer.derain_tensor(frames), MODEL_REPEATS)
+    rows = [("eager", eager)]
+    try:
+        compiled_model = torch.compile(derainer.model, mode="max-autotune-no-cudagraphs")
+        compiled = Derainer.__new__(Derainer)
+        compiled.__dict__.update(derainer.__dict__, model=compiled_model)
+        rows.append(("torch.compile", time_calls(lambda: compiled.derain_tensor(frames), MODEL_REPEATS)))
+    except Exception as error:  # a compiler missing on the box is a finding, not a crash
+        rows.append((f"torch.compile failed: {type(error).__name__}", float("nan")))
+    if device.type == "cuda" and budget.left() > 30:
+        try:
+            static_in = frames.clone()
+            graph = torch.cuda.CUDAGraph()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    derainer.derain_tensor(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.cuda.graph(graph):
+                static_out = derainer.derain_tensor(static_in)
+            rows.append(("CUDA graph", time_calls(graph.replay, MODEL_REPEATS)))
+            del static_out
+        except Exception as error:
+            rows.append((f"CUDA graph failed: {type(error).__name__}", float("nan")))
+    lines = [f"### Model alone, {size[0]}x{size[1]}, batch {batch}", "",
+             "| mode | ms per batch | fps | vs eager |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for mode, seconds in rows:
+        lines.append(f"| {mode} | {seconds * 1000:.1f} | {batch / seconds:.1f} | {eager / seconds:.2f}x |")
+    return [*lines, ""]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds for all steps (default 480)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="tiny clips (a plumbing check, e.g. on the CPU)")
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)} (default all)"
+    )
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    budget = Budget(args.budget)
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "CPU"
+    versions = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
+    out = [
+        f"## {datetime.date.today().isoformat()}, {name} ({versions})",
+        "",
+        f"`python pipelines/gpu_check.py{' --quick' if args.quick else ''} --device {args.device}`",
+        "",
+    ]
+    steps = set(args.steps.split(","))
+    unknown = sorted(steps - set(STEPS))
+    if unknown:
+        parser.error(f"unknown step {unknown[0]} (known: {', '.join(STEPS)})")
+    sizes, frames = (QUICK_SIZES, QUICK_FRAMES) if args.quick else (SIZES, FRAMES)
+    size_720p = (96, 64) if args.quick else (1280, 720)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if cuda and "tests" in steps:
+            out += step_tests(budget)
+        if cuda and "kernel" in steps:
+            out += step_kernel(budget)
+        if "engine" in steps:
+            precisions = ("fp16", "bf16") if cuda else ("fp32",)
+            batches = (1, 2) if args.quick else (1, 4, 8)
+            out += step_engine(budget, folder, device, sizes, frames, precisions, batches)
+        if "live" in steps:
+            out += step_live(budget, folder, device, size_720p, FPS if args.quick else FPS * 4)
+        if "compile" in steps:
+            out += step_compile(budget, device, size_720p, 4 if cuda else 1)
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
