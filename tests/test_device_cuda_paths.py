@@ -127,3 +127,51 @@ def test_a_cuda_video_run_orders_its_streams_and_tunes_cudnn(tmp_path, tiny_weig
     derainer = Derainer(load_weights(tiny_weights), torch.device("cuda"))
     summary = run_video(VideoJob(clip, tmp_path / "out.mp4", batch=4, encode=EncodeOptions()), derainer)
     assert torch.backends.cudnn.benchmark and summary.frames == read_video(tmp_path / "out.mp4").frames == 12
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_waiting_on_a_cuda_event_does_not_spin_a_core():
+    a = torch.rand(4096, 4096, device="cuda")
+    for _ in range(50):  # a second or so of GPU work
+        a = a @ a / 4096
+    event = cuda_event()
+    event.record()
+    cpu, wall = time.process_time(), time.perf_counter()
+    event.synchronize()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert wall > 0.05 and cpu < 0.5 * wall, (cpu, wall)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_a_slow_encoder_is_named_the_bottleneck(tmp_path, tiny_weights, monkeypatch):
+    from tests.media import ClipSpec, make_clip
+    from vidderain.engine import EncodeOptions, VideoJob, run_video
+    from vidderain.engine.encode import VideoWriter
+    from vidderain.weights import load_weights
+
+    write, write_yuv = VideoWriter.write, VideoWriter.write_yuv420
+    monkeypatch.setattr(VideoWriter, "write", lambda self, *a: (time.sleep(0.05), write(self, *a))[1])
+    monkeypatch.setattr(
+        VideoWriter, "write_yuv420", lambda self, *a: (time.sleep(0.05), write_yuv(self, *a))[1]
+    )
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(width=160, height=96, frames=24))
+    derainer = Derainer(load_weights(tiny_weights), torch.device("cuda"))
+    summary = run_video(VideoJob(clip, tmp_path / "out.mp4", batch=4, encode=EncodeOptions()), derainer)
+    assert summary.bottleneck == "encode"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pools_from_two_threads_are_one_pool(tiny_config):
+    runner = DeviceRunner(Derainer(build_model(tiny_config), torch.device("cuda")), 2, PipelineControl())
+    got: list = []
+    threads = [
+        threading.Thread(target=lambda: got.append(runner._pool("in", (720, 1280, 3)))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(pool is got[0] for pool in got)

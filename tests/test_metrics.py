@@ -107,3 +107,14 @@ def test_the_ssim_loss_is_float32_under_autocast(sample_pair):
     assert value.dtype == torch.float32 and abs(value.item() - expected.item()) < 1e-4
     cosine = torch.nn.functional.cosine_similarity(under.grad.flatten(), reference.grad.flatten(), dim=0)
     assert cosine > 0.999
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_ssim_loss_is_float32_under_cuda_fp16_autocast(sample_pair):
+    rainy, clean = (image.cuda() for image in sample_pair)
+    expected = NegativeSSIMLoss()(rainy, clean)
+    with torch.autocast("cuda", dtype=torch.float16):
+        value = NegativeSSIMLoss()(rainy, clean)
+        itself = NegativeSSIMLoss()(clean, clean)
+    assert abs(value.item() - expected.item()) < 1e-4 and abs(itself.item() + 1) < 1e-5
