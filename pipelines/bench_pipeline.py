@@ -1,10 +1,13 @@
 """Benchmark the streaming engine against its own stages and the naive loop, on one clip, in one run.
 
     python pipelines/bench_pipeline.py [--clip samples/rainy_clip.mp4] [--config rranet-lite] [--batch 4]
+    python pipelines/bench_pipeline.py --backend torch openvino onnxruntime   # backends side by side
 
 Prints fps for: decode alone (to RGB, as the engine does), model alone (batches already in memory), encode
 alone (the same encoder settings), the naive loop (decode one frame, derain it, encode it, repeat) and the
-engine, then engine / naive and engine / slowest stage. Every figure comes from this one run.
+engine, then engine / naive and engine / slowest stage; with several backends, model alone and the engine
+for each, their ratios to the first, and how far each one's frames are from the first's. Every figure
+comes from this one run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from vidderain.backends import BACKEND_NAMES
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.engine.colour import Colour
 from vidderain.engine.encode import VideoWriter
@@ -100,12 +104,20 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     parser.add_argument("--batch", type=int, help="frames per model call (default: the CLI's, by device)")
     parser.add_argument("--seconds", type=float, help="use only the clip's first SECONDS")
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        default=["torch"],
+        choices=BACKEND_NAMES,
+        help="one or more, compared in one run",
+    )
     args = parser.parse_args()
 
     console = Console()
     device = resolve_device(args.device)
     loaded = load_model(args.config, args.weights)
-    derainer = Derainer(loaded.model, device, args.precision)
+    derainers = {name: Derainer(loaded.model, device, args.precision, name) for name in args.backend}
+    derainer = next(iter(derainers.values()))
     args.batch = args.batch if args.batch is not None else default_batch(device)
     options = EncodeOptions()
 
@@ -113,25 +125,35 @@ def main() -> None:
     height, width = frames[0].shape[:2]
     console.print(
         f"{args.clip.name}: {len(frames)} frames {width}x{height}; {loaded.config.name} on {device}, "
-        f"{args.precision}, batch {args.batch}; encoder {options.codec} {options.codec_options()}"
+        f"{args.precision}, batch {args.batch}, backends {', '.join(args.backend)}; "
+        f"encoder {options.codec} {options.codec_options()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model_seconds = time_model(derainer, frames, args.batch)
+        model_seconds = {name: time_model(d, frames, args.batch) for name, d in derainers.items()}
         encode_seconds = time_encode(frames, colour, rate, folder, options)
         naive_frames, naive_seconds = time_naive(args.clip, derainer, folder, options, args.seconds)
-        summary = run_video(
-            VideoJob(args.clip, folder / "engine.mp4", batch=args.batch, encode=options), derainer
-        )
+        summaries = {
+            name: run_video(
+                VideoJob(args.clip, folder / f"engine-{name}.mp4", batch=args.batch, encode=options), d
+            )
+            for name, d in derainers.items()
+        }
+        outputs = {name: d(np.stack(frames[: args.batch])) for name, d in derainers.items()}
+    summary = next(iter(summaries.values()))
 
     count = len(frames)
+    first = args.backend[0]
     rows = {
         "decode alone": count / decode_seconds,
-        "model alone": count / model_seconds,
+        "model alone": count / model_seconds[first],
         "encode alone": count / encode_seconds,
         "naive loop": naive_frames / naive_seconds,
         "engine": summary.frames / summary.seconds,
     }
+    for name in args.backend[1:]:
+        rows[f"model alone ({name})"] = count / model_seconds[name]
+        rows[f"engine ({name})"] = summaries[name].frames / summaries[name].seconds
     slowest_name = min(("decode alone", "model alone", "encode alone"), key=rows.get)
     table = Table(title=f"fps at {width}x{height} ({count} frames)")
     table.add_column("what")
@@ -146,6 +168,13 @@ def main() -> None:
     )
     console.print(f"engine / naive = {rows['engine'] / rows['naive loop']:.3f}")
     console.print(f"engine / slowest stage ({slowest_name}) = {rows['engine'] / rows[slowest_name]:.3f}")
+    for name in args.backend[1:]:
+        difference = np.abs(outputs[name].astype(int) - outputs[first].astype(int))
+        console.print(
+            f"{name} / {first}: model alone {rows[f'model alone ({name})'] / rows['model alone']:.2f}x, "
+            f"engine {rows[f'engine ({name})'] / rows['engine']:.2f}x; frames differ by at most "
+            f"{difference.max()} levels, by more than 1 on {100 * (difference > 1).mean():.3f}% of values"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from vidderain.imageio import read_rgb, to_float
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "images"
+# Graphs the CPU backends export go to a cache shared by this run's processes, not the user's ~/.cache.
+os.environ.setdefault("VIDDERAIN_CACHE", tempfile.mkdtemp(prefix="vidderain-test-cache-"))
 
 
 def image_tensor(path: Path) -> torch.Tensor:

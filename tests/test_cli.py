@@ -29,6 +29,9 @@ def test_info_lists_versions_device_and_configs():
     build = next(line for line in out.splitlines() if line.startswith("torch build: "))
     expected = "runs on the GPU" if torch.cuda.is_available() else "runs on the CPU"
     assert expected in build and ("CPU-only" in build) == (torch.version.cuda is None)
+    backends = next(line for line in out.splitlines() if line.startswith("backends: "))
+    auto = "torch on cuda" if torch.cuda.is_available() else "openvino on cpu"  # the test extra has OpenVINO
+    assert "torch" in backends and "openvino" in backends and backends.endswith(f"auto uses {auto}")
     for name, params in (("rranet-lite", "2.08 M"), ("rranet ", "33.19 M")):
         row = next(line for line in out.splitlines() if f" {name}" in line)
         assert params in row

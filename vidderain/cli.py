@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidderain import __version__
+from vidderain.backends import BACKEND_NAMES, ONNX_OPSET
 from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
 from vidderain.errors import VidderainError
 
@@ -67,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(run)
     run.set_defaults(handler=command_run)
 
+    export = commands.add_parser(
+        "export", help="write the model as an ONNX graph (ONNX Runtime, TensorRT, ...)"
+    )
+    export.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="graph format (default onnx)")
+    export.add_argument(
+        "--config",
+        help=f"config name ({', '.join(available_configs())}) or YAML path (default: the weights' own, "
+        f"else {DEFAULT_CONFIG})",
+    )
+    export.add_argument(
+        "--weights", type=Path, help="a .safetensors file saved by vidderain (default: shipped)"
+    )
+    export.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
+    export.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    export.set_defaults(handler=command_export)
+
     preview = commands.add_parser("preview", help="live preview of a webcam, stream or file, in real time")
     preview.add_argument(
         "source", help="webcam index (0), device (/dev/video0), rtsp/rtmp/http(s) URL, or a file"
@@ -112,6 +130,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, help="a .safetensors file saved by vidderain")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="inference runtime: auto (default: torch on CUDA, OpenVINO on the CPU when installed, else "
+        "torch), torch, openvino or onnxruntime",
+    )
+    parser.add_argument(
         "--precision",
         default="fp32",
         choices=("fp32", "fp16", "bf16"),
@@ -143,10 +168,35 @@ def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
             f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
             "untrained (pass --weights FILE)"
         )
-    return Derainer(loaded.model, device, args.precision), loaded.config.name
+    return Derainer(loaded.model, device, args.precision, args.backend), loaded.config.name
+
+
+def backends_line() -> str:
+    """Which inference backends are installed, and which one ``--backend auto`` takes here."""
+    import torch
+
+    from vidderain.backends import BACKEND_MODULES, installed, resolve_backend
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    names = [name if installed(name) else f"{name} (not installed)" for name in BACKEND_MODULES]
+    return f"backends: {', '.join(names)}; auto uses {resolve_backend('auto', device)} on {device.type}"
+
+
+def where(derainer) -> dict[str, str]:
+    """The device and backend a run used, for --json summaries."""
+    return {"device": str(derainer.device), "backend": derainer.backend.name}
+
+
+def check_backend(args: argparse.Namespace) -> None:
+    """The backend exists, is installed and runs on the device: checked before any other work."""
+    from vidderain.backends import resolve_backend
+    from vidderain.inference import resolve_device
+
+    resolve_backend(args.backend, resolve_device(args.device))
 
 
 def command_preview(args: argparse.Namespace) -> int:
+    check_backend(args)
     from vidderain.engine import EncodeOptions
     from vidderain.live.capture import SourceOptions
     from vidderain.live.preview import Preview, PreviewOptions
@@ -179,7 +229,7 @@ def command_preview(args: argparse.Namespace) -> int:
     summary = preview.run(derainer)
     report = summary.to_dict()
     if args.json:
-        print(json.dumps({**report, "config": config_name, "device": str(derainer.device)}))
+        print(json.dumps({**report, "config": config_name, **where(derainer)}))
     elif not quiet:
         latency = report["latency_ms"]
         err.print(
@@ -189,6 +239,28 @@ def command_preview(args: argparse.Namespace) -> int:
         )
         for output in summary.outputs:
             err.print(f"recorded {output}")
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from vidderain.backends.graph import export_onnx
+    from vidderain.errors import refuse_overwrite
+    from vidderain.inference import load_model
+
+    if args.output.suffix.lower() != ".onnx":
+        raise VidderainError(f"output {args.output} needs the .onnx suffix")
+    if not args.output.parent.is_dir():
+        raise VidderainError(f"output folder does not exist: {args.output.parent}")
+    if args.output.exists() and not args.overwrite:
+        refuse_overwrite(args.output)
+    loaded = load_model(args.config, args.weights)
+    export_onnx(loaded.model, args.output, args.opset)
+    multiple = loaded.config.size_multiple
+    print(
+        f"wrote {args.output}: {loaded.config.name} ({loaded.weights}), ONNX opset {args.opset}, float32; "
+        f"inputs 'rainy' and 'rlcn' (N x 3 x H x W in [0, 1]; H and W multiples of {multiple}; rlcn is Eq. 2 "
+        f"with window {loaded.config.rlcn_window} and eps {loaded.config.rlcn_eps:g}), output 'derained'"
+    )
     return 0
 
 
@@ -210,6 +282,7 @@ def command_info(args: argparse.Namespace) -> int:
         f"opencv {cv2.__version__} · numpy {numpy.__version__}"
     )
     console.print(escape(torch_build_line()), soft_wrap=True)
+    console.print(escape(backends_line()), soft_wrap=True)
     try:
         import cupy
 
@@ -272,6 +345,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     if not args.input.exists():
         raise VidderainError(f"no such file or folder: {args.input}")
+    check_backend(args)
     if args.input.is_file() and not is_image_path(args.input) and not is_video_path(args.input):
         raise VidderainError(
             f"unsupported input {args.input} (expected a video, a png/jpg image or a folder)"
@@ -306,6 +380,7 @@ def command_run(args: argparse.Namespace) -> int:
         per_image = summary.seconds / summary.images
         err.print(
             f"derained {summary.images} image(s) -> {summary.output} with {config_name} on {derainer.device} "
+            f"({derainer.backend.name}) "
             f"({per_image:.2f} s per image)"
         )
     return 0
@@ -337,7 +412,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
         else (lambda message: err.print(f"[yellow]warning:[/yellow] {message}"))
     )
     columns = (
-        TextColumn(f"[bold]{config_name}[/bold] on {derainer.device}"),
+        TextColumn(f"[bold]{config_name}[/bold] on {derainer.device} ({derainer.backend.name})"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[fps]:.1f} fps"),
@@ -360,7 +435,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
 
         summary = run_video(job, derainer, on_progress, warn, source=source)
     if args.json:
-        print(json.dumps({**summary.to_dict(), "config": config_name, "device": str(derainer.device)}))
+        print(json.dumps({**summary.to_dict(), "config": config_name, **where(derainer)}))
     elif not quiet:
         print_summary(err, summary)
     if summary.partial:

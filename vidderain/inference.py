@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -10,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vidderain.backends import create_backend
 from vidderain.config import DEFAULT_CONFIG, ModelConfig, load_model_config
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet, build_model
@@ -95,9 +95,15 @@ def default_batch(device: torch.device) -> int:
 
 
 class Derainer:
-    """Runs RRANet on batches of uint8 RGB frames (N, H, W, 3) and returns uint8 frames."""
+    """Runs RRANet on batches of uint8 RGB frames (N, H, W, 3) and returns uint8 frames.
 
-    def __init__(self, model: RRANet, device: torch.device, precision: Precision = "fp32") -> None:
+    The one inference interface: the engine, tiling, live preview and stills call it, and it runs the model
+    on the backend it was given (vidderain.backends: torch, OpenVINO, ONNX Runtime; ``auto`` chooses).
+    """
+
+    def __init__(
+        self, model: RRANet, device: torch.device, precision: Precision = "fp32", backend: str = "torch"
+    ) -> None:
         if precision not in ("fp32", *AUTOCAST_DTYPES):
             raise VidderainError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
         if precision == "fp16" and device.type == "cpu":
@@ -109,11 +115,7 @@ class Derainer:
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.device = device
         self.precision = precision
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
+        self.backend = create_backend(backend, self.model, device, precision)
 
     @torch.inference_mode()
     def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:
@@ -122,9 +124,7 @@ class Derainer:
         # RLCN outside autocast: its E[x^2] - E[x]^2 needs float32 (the kernel and torch path both use it).
         rainy = rainy.contiguous(memory_format=torch.channels_last)
         rlcn_image = self.model.rlcn(rainy)
-        with self.autocast():
-            derained = self.model(rainy, rlcn_image=rlcn_image)
-        return derained.float().clamp_(0, 1)
+        return self.backend.derain(rainy, rlcn_image).float().clamp_(0, 1)
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray) -> np.ndarray:

@@ -1,0 +1,35 @@
+"""RRANet on ONNX Runtime (CPU): the exported graph, dynamic in batch, height and width."""
+
+from __future__ import annotations
+
+import torch
+
+from vidderain.backends import register_backend
+from vidderain.backends.graph import INPUT_NAMES, cached_onnx, pad_to_multiple
+from vidderain.errors import VidderainError
+from vidderain.models import RRANet
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model: RRANet, device: torch.device, precision: str) -> None:
+        import onnxruntime
+
+        if precision != "fp32":
+            raise VidderainError(f"the onnxruntime backend runs fp32, not {precision}")
+        self.session = onnxruntime.InferenceSession(
+            str(cached_onnx(model)), providers=["CPUExecutionProvider"]
+        )
+        self.multiple = model.config.size_multiple
+
+    def derain(self, rainy: torch.Tensor, rlcn_image: torch.Tensor) -> torch.Tensor:
+        height, width = rainy.shape[-2:]
+        inputs = [pad_to_multiple(x.float(), self.multiple).contiguous().numpy() for x in (rainy, rlcn_image)]
+        (result,) = self.session.run(None, dict(zip(INPUT_NAMES, inputs, strict=True)))
+        return torch.from_numpy(result)[..., :height, :width]
+
+
+register_backend("onnxruntime", module="onnxruntime", extra="onnx", devices=("cpu",), also=("onnx",))(
+    OnnxRuntimeBackend
+)

@@ -1,0 +1,51 @@
+"""RRANet on OpenVINO (CPU): the exported graph compiled once per input shape."""
+
+from __future__ import annotations
+
+import torch
+
+from vidderain.backends import register_backend
+from vidderain.backends.graph import INPUT_NAMES, cached_onnx, pad_to_multiple
+from vidderain.errors import VidderainError
+from vidderain.models import RRANet
+
+# OpenVINO's precision hint per vidderain precision: bf16 runs on CPUs with AVX512-BF16/AMX, else f32.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVINOBackend:
+    name = "openvino"
+
+    def __init__(self, model: RRANet, device: torch.device, precision: str) -> None:
+        import openvino
+
+        if precision not in PRECISION_HINTS:
+            raise VidderainError(f"the openvino backend runs fp32 or bf16, not {precision}")
+        self.core = openvino.Core()
+        self.graph = self.core.read_model(cached_onnx(model))
+        self.multiple = model.config.size_multiple
+        self.config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled_shape: tuple[int, ...] | None = None
+        self.compiled = None
+
+    def _compile(self, shape: tuple[int, ...]):
+        """A model compiled for this exact shape (faster than a dynamic one); frame sizes change rarely,
+        so only the latest is kept."""
+        if shape != self.compiled_shape:
+            graph = self.graph.clone()
+            graph.reshape({name: list(shape) for name in INPUT_NAMES})
+            self.compiled = self.core.compile_model(graph, "CPU", self.config)
+            self.compiled_shape = shape
+        return self.compiled
+
+    def derain(self, rainy: torch.Tensor, rlcn_image: torch.Tensor) -> torch.Tensor:
+        height, width = rainy.shape[-2:]
+        inputs = [pad_to_multiple(x.float(), self.multiple).contiguous() for x in (rainy, rlcn_image)]
+        compiled = self._compile(tuple(inputs[0].shape))
+        result = compiled([x.numpy() for x in inputs])[compiled.output(0)]
+        return torch.from_numpy(result)[..., :height, :width]
+
+
+register_backend("openvino", module="openvino", extra="openvino", devices=("cpu",), also=("onnx",))(
+    OpenVINOBackend
+)
