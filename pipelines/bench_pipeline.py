@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--config", default="rranet-lite")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     parser.add_argument("--batch", type=int, help="frames per model call (default: the CLI's, by device)")
     parser.add_argument("--seconds", type=float, help="use only the clip's first SECONDS")
     parser.add_argument(

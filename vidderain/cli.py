@@ -138,9 +138,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "fp16", "bf16"),
-        help="model arithmetic: fp32 (default), fp16 (CUDA only) or bf16; RLCN always runs in fp32",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="model arithmetic: auto (default: fp32, or OpenVINO's native bf16 on CPUs that have it), fp32, "
+        "fp16 (CUDA only) or bf16; RLCN always runs in fp32",
     )
 
 
@@ -184,7 +185,7 @@ def backends_line() -> str:
 
 def where(derainer) -> dict[str, str]:
     """The device and backend a run used, for --json summaries."""
-    return {"device": str(derainer.device), "backend": derainer.backend.name}
+    return {"device": str(derainer.device), "backend": derainer.backend.name, "precision": derainer.precision}
 
 
 def check_backend(args: argparse.Namespace) -> None:
@@ -412,7 +413,9 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
         else (lambda message: err.print(f"[yellow]warning:[/yellow] {message}"))
     )
     columns = (
-        TextColumn(f"[bold]{config_name}[/bold] on {derainer.device} ({derainer.backend.name})"),
+        TextColumn(
+            f"[bold]{config_name}[/bold] on {derainer.device} ({derainer.backend.name} {derainer.precision})"
+        ),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[fps]:.1f} fps"),

@@ -15,7 +15,8 @@ from vidderain.errors import VidderainError
 from vidderain.models import RRANet, build_model
 from vidderain.weights import load_weights, pretrained_path, read_config
 
-Precision = Literal["fp32", "fp16", "bf16"]
+# auto: fp32 with torch; with OpenVINO the CPU's native fast precision (bf16 where the CPU has it)
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 UINT8_MAX = 255
 # Frames per model call when --batch is not given: on the CPU one frame at a time is fastest (640x360,
@@ -104,8 +105,8 @@ class Derainer:
     def __init__(
         self, model: RRANet, device: torch.device, precision: Precision = "fp32", backend: str = "torch"
     ) -> None:
-        if precision not in ("fp32", *AUTOCAST_DTYPES):
-            raise VidderainError(f"unknown precision '{precision}' (use fp32, fp16 or bf16)")
+        if precision not in ("auto", "fp32", *AUTOCAST_DTYPES):
+            raise VidderainError(f"unknown precision '{precision}' (use auto, fp32, fp16 or bf16)")
         if precision == "fp16" and device.type == "cpu":
             raise VidderainError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -114,8 +115,8 @@ class Derainer:
         # the layout cuDNN's tensor-core convolutions want.
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.device = device
-        self.precision = precision
         self.backend = create_backend(backend, self.model, device, precision)
+        self.precision = self.backend.precision  # what ``auto`` became on this backend and machine
 
     @torch.inference_mode()
     def derain_tensor(self, rainy: torch.Tensor) -> torch.Tensor:

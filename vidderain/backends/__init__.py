@@ -28,6 +28,7 @@ ONNX_OPSET = 17  # of exported graphs (vidderain.backends.graph)
 
 class Backend(Protocol):
     name: str
+    precision: str  # what it runs in: fp32, fp16 or bf16 ("auto" resolved)
 
     def derain(self, rainy: torch.Tensor, rlcn_image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float in [0, 1] and its RLCN image -> derained (B, 3, H, W), on the same device."""

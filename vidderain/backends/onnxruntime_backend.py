@@ -16,8 +16,9 @@ class OnnxRuntimeBackend:
     def __init__(self, model: RRANet, device: torch.device, precision: str) -> None:
         import onnxruntime
 
-        if precision != "fp32":
+        if precision not in ("auto", "fp32"):
             raise VidderainError(f"the onnxruntime backend runs fp32, not {precision}")
+        self.precision = "fp32"
         self.session = onnxruntime.InferenceSession(
             str(cached_onnx(model)), providers=["CPUExecutionProvider"]
         )

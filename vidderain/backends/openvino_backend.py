@@ -9,8 +9,10 @@ from vidderain.backends.graph import INPUT_NAMES, cached_onnx, pad_to_multiple
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
 
-# OpenVINO's precision hint per vidderain precision: bf16 runs on CPUs with AVX512-BF16/AMX, else f32.
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+# OpenVINO's precision hint per vidderain precision; "auto" leaves OpenVINO its default: bf16 on CPUs with
+# AVX512-BF16 or AMX (2x f32 here, outputs within 1 level of fp32 torch on 99.99% of values), else f32.
+PRECISION_HINTS = {"auto": None, "fp32": "f32", "bf16": "bf16"}
+OV_TO_PRECISION = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 class OpenVINOBackend:
@@ -24,9 +26,16 @@ class OpenVINOBackend:
         self.core = openvino.Core()
         self.graph = self.core.read_model(cached_onnx(model))
         self.multiple = model.config.size_multiple
-        self.config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        hint = PRECISION_HINTS[precision]
+        self.config = {"PERFORMANCE_HINT": "LATENCY"} | ({"INFERENCE_PRECISION_HINT": hint} if hint else {})
+        self.precision = precision if hint else self._native_precision()
         self.compiled_shape: tuple[int, ...] | None = None
         self.compiled = None
+
+    def _native_precision(self) -> str:
+        """The precision OpenVINO runs by default on this CPU."""
+        native = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+        return OV_TO_PRECISION.get(native, native)
 
     def _compile(self, shape: tuple[int, ...]):
         """A model compiled for this exact shape (faster than a dynamic one); frame sizes change rarely,

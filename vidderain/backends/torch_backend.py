@@ -18,7 +18,7 @@ class TorchBackend:
     def __init__(self, model: RRANet, device: torch.device, precision: str) -> None:
         self.model = model
         self.device = device
-        self.precision = precision
+        self.precision = "fp32" if precision == "auto" else precision
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision not in AUTOCAST_DTYPES:
