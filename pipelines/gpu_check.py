@@ -237,10 +237,13 @@ def main() -> int:
     size_720p = (96, 64) if args.quick else (1280, 720)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if cuda and "tests" in steps:
-            out += step_tests(budget)
-        if cuda and "kernel" in steps:
-            out += step_kernel(budget)
+        for step, run in (("tests", step_tests), ("kernel", step_kernel)):
+            if step not in steps:
+                continue
+            if cuda:
+                out += run(budget)
+            else:
+                out += [f"{step}: skipped (no CUDA device: {device.type})", ""]
         if "engine" in steps:
             precisions = ("fp16", "bf16") if cuda else ("fp32",)
             batches = (1, 2) if args.quick else (1, 4, 8)

@@ -13,7 +13,7 @@ def test_the_gpu_check_measures_the_engine_and_live_path_and_prints_markdown():
     # On the CPU with --quick: the same plumbing a GPU session runs (its GPU-only steps are skipped here).
     script = str(ROOT / "pipelines" / "gpu_check.py")
     result = subprocess.run(
-        [sys.executable, script, "--quick", "--device", "cpu", "--steps", "engine,live"],
+        [sys.executable, script, "--quick", "--device", "cpu", "--steps", "tests,engine,live"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -23,3 +23,4 @@ def test_the_gpu_check_measures_the_engine_and_live_path_and_prints_markdown():
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert float(cells[3]) > 0 and cells[4] in ("decode", "upload", "model", "encode")
     assert re.search(r"latency mean [\d.]+ ms, p95 [\d.]+ ms", result.stdout)
+    assert "tests: skipped (no CUDA device: cpu)" in result.stdout  # said, not silently left out
