@@ -141,3 +141,14 @@ def test_video_frames_are_sampled_at_the_asked_interval(tmp_path):
     write_rgb(stills / "frame.png", frames[0])
     with pytest.raises(VidderainError, match="no videos in"):
         video_frames(stills, 1.0)
+
+
+def test_bundled_photos_and_image_folders_train_together_and_the_holdout_stays_out():
+    source = SyntheticPairs(
+        {"clean": str(SAMPLES / "clean"), "photos": ["brick", "rocket", "camera"], "holdout": ["rocket"]}
+    )
+    assert len(source.photos) == 4 + 2  # the four sample photos, brick and camera
+    ((_, rocket),) = source.validation_pairs()
+    assert rocket.shape == (427, 640, 3)
+    rainy, clean = source.batch(np.random.default_rng(3), 4, 64)
+    assert rainy.shape == clean.shape == (4, 64, 64, 3)

@@ -85,14 +85,14 @@ def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
 class SyntheticPairs:
     """Rain rendered over crops of clean photographs or video frames; ``holdout`` photos only validate.
 
-    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; default all), or ``clean`` (a
-    folder, or a list of folders, of images: searched recursively); ``video`` (a folder of clean clips)
-    with ``video_share`` (the fraction of crops taken from its frames) and ``video_every`` (seconds between
-    the frames kept); ``holdout`` (bundled photo names kept for validation); ``rain`` (a rain kind of
-    vidderain.data.synthesis, default ``streaks``, or a mapping of kinds to their shares of the crops);
-    ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a round trip of the rainy
-    crop, so codec-blurred streaks are rain too); ``rain_free`` (the share of crops left dry, so the model
-    learns to leave dry footage alone).
+    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; all of them when no ``clean`` is
+    given) and/or ``clean`` (a folder, or a list of folders, of images: searched recursively); ``video``
+    (a folder of clean clips) with ``video_share`` (the fraction of crops taken from its frames) and
+    ``video_every`` (seconds between the frames kept); ``holdout`` (bundled photo names kept for
+    validation); ``rain`` (a rain kind of vidderain.data.synthesis, default ``streaks``, or a mapping of
+    kinds to their shares of the crops); ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf``
+    range of a round trip of the rainy crop, so codec-blurred streaks are rain too); ``rain_free`` (the
+    share of crops left dry, so the model learns to leave dry footage alone).
     """
 
     KEYS = (
@@ -112,11 +112,12 @@ class SyntheticPairs:
     def __init__(self, spec: dict[str, Any]) -> None:
         reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
         folders = spec.get("clean")
+        photos: dict[str, np.ndarray] = {}
         if folders:
             folders = [folders] if isinstance(folders, str) else folders
-            photos = {str(path): read_rgb(path) for path in image_files(folders)}
-        else:
-            photos = {name: to_uint8(load_photo(name)) for name in spec.get("photos", PHOTOS)}
+            photos |= {str(path): read_rgb(path) for path in image_files(folders)}
+        if "photos" in spec or not folders:  # the bundled photos: named, or all when no folder is given
+            photos |= {name: to_uint8(load_photo(name)) for name in spec.get("photos", PHOTOS)}
         holdout = set(spec.get("holdout", []))
         missing = sorted(holdout - set(photos))
         if missing:
