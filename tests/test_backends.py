@@ -14,11 +14,11 @@ from tests.cli_helpers import assert_one_line_error, vidderain
 from tests.conftest import SAMPLES
 from tests.media import ClipSpec, make_clip, read_video
 from vidderain import backends
-from vidderain.backends.graph import pad_to_multiple
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer, load_model
+from vidderain.models.rranet_arch import pad_to_multiple
 from vidderain.weights import load_weights
 
 CPU = torch.device("cpu")

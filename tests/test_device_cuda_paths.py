@@ -30,6 +30,17 @@ def test_cuda_events_sleep_instead_of_spinning(monkeypatch):
     assert made == [{"enable_timing": False, "blocking": True}, {"enable_timing": True, "blocking": True}]
 
 
+def pools_asked_from_threads(runner: DeviceRunner, shape: tuple[int, ...], count: int) -> list:
+    """The input pool ``count`` threads get when they ask for one shape at once."""
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(runner._pool("in", shape))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return got
+
+
 def test_pools_are_shared_between_threads_and_replaced_on_a_new_size(monkeypatch, tiny_config):
     class SlowPool:  # pinning a buffer takes a while: long enough for the other thread to ask too
         def __init__(self, shape, count, control):
@@ -38,14 +49,7 @@ def test_pools_are_shared_between_threads_and_replaced_on_a_new_size(monkeypatch
 
     monkeypatch.setattr(device_module, "PinnedPool", SlowPool)
     runner = DeviceRunner(Derainer(build_model(tiny_config), torch.device("cpu")), 2, PipelineControl())
-    got: list = []
-    threads = [
-        threading.Thread(target=lambda: got.append(runner._pool("in", (96, 160, 3)))) for _ in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = pools_asked_from_threads(runner, (96, 160, 3), 2)
     assert got[0] is got[1]  # one pool for one size, not two with one of them lost
     runner._pool("out", (96, 160, 3))
     resized = runner._pool("in", (120, 200, 3))  # a reconnect at a new resolution
@@ -166,12 +170,5 @@ def test_on_cuda_a_slow_encoder_is_named_the_bottleneck(tmp_path, tiny_weights, 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_pools_from_two_threads_are_one_pool(tiny_config):
     runner = DeviceRunner(Derainer(build_model(tiny_config), torch.device("cuda")), 2, PipelineControl())
-    got: list = []
-    threads = [
-        threading.Thread(target=lambda: got.append(runner._pool("in", (720, 1280, 3)))) for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = pools_asked_from_threads(runner, (720, 1280, 3), 4)
     assert all(pool is got[0] for pool in got)

@@ -2,8 +2,8 @@
 
 The graph takes the rainy batch and its RLCN image (computed beside it in torch: vidderain.ops keeps it
 to 1e-5 of the float64 reference, which runtimes without float64 cannot) with any batch, height and width
-that are multiples of the model's size multiple (8): :func:`pad_to_multiple` pads exactly as the model
-would inside, so the graph holds no shape-dependent branch and one file serves every frame size.
+that are multiples of the model's size multiple (8): ``pad_to_multiple`` (the model's own padding) pads
+them first, so the graph holds no shape-dependent branch and one file serves every frame size.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from vidderain.backends import ONNX_OPSET
 from vidderain.errors import VidderainError
@@ -35,16 +34,6 @@ class WithRLCNInput(torch.nn.Module):
 
     def forward(self, rainy: torch.Tensor, rlcn_image: torch.Tensor) -> torch.Tensor:
         return self.model(rainy, rlcn_image=rlcn_image)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right to a multiple, as RRANet does inside (reflect, or replicate if too small)."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def export_onnx(model: RRANet, path: Path, opset: int = ONNX_OPSET) -> Path:

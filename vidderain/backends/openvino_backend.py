@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from vidderain.backends import register_backend
-from vidderain.backends.graph import INPUT_NAMES, cached_onnx, pad_to_multiple
+from vidderain.backends.graph import INPUT_NAMES, cached_onnx
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
+from vidderain.models.rranet_arch import pad_to_multiple
 
 # OpenVINO's precision hint per vidderain precision; "auto" leaves OpenVINO its default: bf16 on CPUs with
 # AVX512-BF16 or AMX (2x f32 here, outputs within 1 level of fp32 torch on 99.99% of values), else f32.

@@ -210,10 +210,15 @@ class RRANet(nn.Module):
         return image + self.head(decoded), attention_maps
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = self.config.size_multiple
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % multiple, -width % multiple
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return pad_to_multiple(x, self.config.size_multiple)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right to a multiple of ``multiple``: reflect, or replicate where the image is
+    too small to reflect. Exported graphs get their inputs padded by this too (vidderain.backends)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
