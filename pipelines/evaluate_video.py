@@ -1,6 +1,7 @@
 """Temporal consistency (flicker) of deraining on video: the warping error, with PSNR/SSIM where clean exists.
 
-    python pipelines/evaluate_video.py --rainy ../shared/data/real/j4rnet [--weights W] [--out eval/video]
+    python pipelines/evaluate_video.py --rainy ../shared/data/real/j4rnet [--weights W [W2 ...]] \\
+        [--out eval/video --sheet 3]   # several weights: compared on the same frames and crops
     python pipelines/evaluate_video.py --clean ../shared/data/clean/video/udacity_solidWhiteRight.mp4 \\
         --frames 30 [--crf 23]   # renders coherent rain over the clean clip, through H.264, first
 
@@ -18,6 +19,9 @@ that fail a forward-backward check are occluded, and for every frame t
 over non-occluded pixels M, with O in [0, 1] RGB; the score is the mean over t (x1000 in the table). The same
 flow scores the input, the output and (where given) the clean video, so the three are comparable: rain
 that jumps between frames is flicker, and a good deraining lowers it towards the clean video's.
+
+``--sheet N`` writes OUT/NAME-before-after.png: N full-resolution crops from frames spread over the clip,
+placed where the input has the most rain candidates (its RLCN), the input then each weights' output.
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ from vidderain.errors import VidderainError
 from vidderain.imageio import is_image_path, read_rgb, to_float, to_uint8, write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
 from vidderain.metrics import psnr_y, ssim_y
+from vidderain.ops import rlcn_torch
 
 # Occlusion test of Sundaram et al. (ECCV 2010), used by Lai et al.: |f + b|^2 > a (|f|^2 + |b|^2) + c.
 OCCLUSION_ALPHA = 0.01
 OCCLUSION_BETA = 0.5
 TABLE_SCALE = 1000  # warping errors are printed x1000
 SHEET_GAP = 8
+RAIN_WINDOW, RAIN_EPS = 15, 0.03  # the shipped configs' RLCN, to find where the rain is
 UINT8_WHITE = 255
 
 
@@ -166,11 +172,13 @@ def evaluate(
     return result
 
 
-def rainiest_crop(rainy: np.ndarray, derained: np.ndarray, size: int) -> tuple[slice, slice]:
-    """The size x size window where deraining changed the frame most: where the streaks were."""
-    change = np.abs(rainy.astype(np.float32) - derained.astype(np.float32)).sum(axis=-1)
+def rainiest_crop(rainy: np.ndarray, size: int) -> tuple[slice, slice]:
+    """The size x size window with the most rain candidates (RLCN, Eq. 2, of the input alone), so sheets of
+    different weights show the same crops."""
+    image = torch.from_numpy(rainy).permute(2, 0, 1)[None].float() / 255
+    candidates = rlcn_torch(image, RAIN_WINDOW, RAIN_EPS)[0].amax(0).numpy()
     size = min(size, *rainy.shape[:2])
-    mass = cv2.boxFilter(change, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    mass = cv2.boxFilter(candidates, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
     half = size // 2
     valid = mass[half : rainy.shape[0] - (size - half) + 1, half : rainy.shape[1] - (size - half) + 1]
     top, left = np.unravel_index(np.argmax(valid), valid.shape)
@@ -178,16 +186,16 @@ def rainiest_crop(rainy: np.ndarray, derained: np.ndarray, size: int) -> tuple[s
 
 
 def before_after_sheet(
-    rainy: list[np.ndarray], derained: list[np.ndarray], picks: int, size: int
+    rainy: list[np.ndarray], outputs: list[list[np.ndarray]], picks: int, size: int
 ) -> np.ndarray:
-    """Rows of full-resolution crops, before | after, from frames spread over the clip."""
+    """Rows of full-resolution crops from frames spread over the clip: before | after (one column per set
+    of weights), at the rainiest place of each input frame."""
     rows = []
     for index in np.linspace(0, len(rainy) - 1, picks).round().astype(int):
-        rows_slice, cols_slice = rainiest_crop(rainy[index], derained[index], size)
+        rows_slice, cols_slice = rainiest_crop(rainy[index], size)
         gap = np.full((size, SHEET_GAP, 3), UINT8_WHITE, np.uint8)
-        rows.append(
-            np.hstack([rainy[index][rows_slice, cols_slice], gap, derained[index][rows_slice, cols_slice]])
-        )
+        crops = [frames[index][rows_slice, cols_slice] for frames in (rainy, *outputs)]
+        rows.append(np.hstack([part for crop in crops for part in (crop, gap)][:-1]))
     return np.vstack(rows)
 
 
@@ -221,16 +229,27 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=30, help="frames per video (default 30)")
     parser.add_argument("--crf", type=int, default=23, help="H.264 CRF of the rendered rainy video")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", type=Path)
+    parser.add_argument(
+        "--weights", type=Path, nargs="+", help="one or more weights files, compared (default: the shipped)"
+    )
     parser.add_argument("--config")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, help="writes OUT/flicker.md (and OUT/NAME-before-after.png)")
-    parser.add_argument("--sheet", type=int, default=0, metavar="N", help="N before | after crops per video")
+    parser.add_argument(
+        "--sheet",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N before | after crops per video (after: per weights)",
+    )
     parser.add_argument("--crop", type=int, default=256, help="side of the sheet's crops (default 256)")
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
-        derainer = Derainer(load_model(args.config, args.weights).model, device)
+        derainers = {
+            (path.stem if path else "shipped"): Derainer(load_model(args.config, path).model, device)
+            for path in (args.weights or [None])
+        }
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
         videos = [(path.name, read_frames(path, args.frames), None) for path in args.rainy or []]
@@ -242,10 +261,14 @@ def main() -> int:
             )
         scores = []
         for name, rainy, clean in videos:
-            derained = [derainer(frame[None])[0] for frame in rainy]
-            scores.append(evaluate(name, rainy, derained, clean))
+            outputs = []
+            for label, derainer in derainers.items():
+                outputs.append([derainer(frame[None])[0] for frame in rainy])
+                scores.append(
+                    evaluate(f"{name} ({label})" if len(derainers) > 1 else name, rainy, outputs[-1], clean)
+                )
             if args.out and args.sheet:
-                sheet = before_after_sheet(rainy, derained, args.sheet, args.crop)
+                sheet = before_after_sheet(rainy, outputs, args.sheet, args.crop)
                 write_rgb(args.out / f"{name}-before-after.png", sheet)
     except VidderainError as error:
         print(f"evaluate_video: error: {error}", file=sys.stderr)
