@@ -199,7 +199,10 @@ def test_without_a_terminal_progress_is_logged_in_plain_unwrapped_lines(tmp_path
     target = tmp_path / (
         "a-long-output-name-so-that-the-summary-line-runs-past-eighty-columns" + "-x" * 20 + ".mp4"
     )
-    result = vidderain("run", source, "-o", target, "--batch", 1)  # stderr is a pipe, not a terminal
+    # stderr is a pipe, not a terminal; a line every 0.2 s rather than 5, so even a fast run logs some
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIDDERAIN_LOG_SECONDS", "0.2")
+        result = vidderain("run", source, "-o", target, "--batch", 1)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     progress = [line for line in lines if line.startswith("progress: ")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -26,7 +27,7 @@ from vidderain.errors import VidderainError
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 INFO_WIDTH = 110
-PROGRESS_LOG_SECONDS = 5.0  # without a terminal: a plain progress line this often
+PROGRESS_LOG_SECONDS = 5.0  # without a terminal: a plain progress line this often ($VIDDERAIN_LOG_SECONDS)
 
 
 def error_console() -> Console:
@@ -423,6 +424,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
     )
     started = time.perf_counter()
     logged = started
+    log_seconds = float(os.environ.get("VIDDERAIN_LOG_SECONDS", PROGRESS_LOG_SECONDS))
     # A live bar only on a terminal; in logs and pipes a plain line every few seconds instead.
     with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as progress:
         task = progress.add_task("frames", total=None, fps=0.0)
@@ -432,7 +434,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
             now = time.perf_counter()
             fps = done / (now - started) if now > started else 0.0
             progress.update(task, completed=done, total=expected, fps=fps)
-            if not quiet and not err.is_terminal and now - logged >= PROGRESS_LOG_SECONDS:
+            if not quiet and not err.is_terminal and now - logged >= log_seconds:
                 logged = now
                 err.print(progress_line(done, expected, fps), markup=False, highlight=False)
 
