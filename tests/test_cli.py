@@ -149,3 +149,11 @@ def test_the_readme_lists_exactly_the_options_of_help(command):
     defaults = {"run": "default 1 on the CPU, 4 on CUDA", "preview": "default 1: lowest latency"}
     # --batch's default reads the same in both (they disagreed once).
     assert defaults[command] in " ".join(block.split()) and defaults[command] in " ".join(help_text.split())
+
+
+def test_the_plain_progress_line_counts_minutes_down_not_up():
+    from vidderain.cli import progress_line
+
+    assert progress_line(29, 75, 1.4) == "progress: 29/75 frames (39%), 1.4 fps, about 0 min 33 s left"
+    assert progress_line(10, 1000, 2.0) == "progress: 10/1000 frames (1%), 2.0 fps, about 8 min 15 s left"
+    assert progress_line(5, None, 1.0) == "progress: 5 frames, 1.0 fps"

@@ -453,7 +453,7 @@ def progress_line(done: int, expected: int | None, fps: float) -> str:
     if not expected:
         return f"progress: {done} frames, {fps:.1f} fps"
     left = max(expected - done, 0) / fps if fps > 0 else None
-    eta = f", about {left / 60:.0f} min {left % 60:.0f} s left" if left is not None else ""
+    eta = f", about {int(left // 60)} min {round(left % 60)} s left" if left is not None else ""
     return f"progress: {done}/{expected} frames ({100 * done / expected:.0f}%), {fps:.1f} fps{eta}"
 
 
