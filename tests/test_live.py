@@ -23,6 +23,7 @@ from tests.media import ClipSpec, make_clip, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
+WINDOW_WAIT_SECONDS = 30
 
 
 def gstreamer_rtsp_available() -> bool:
@@ -192,10 +193,19 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
         clip = make_clip(tmp_path / "in.mp4", spec)
         command = [sys.executable, "-m", "vidderain", "preview", clip, "--duration", 30,
                    "--weights", identity_weights, "--device", "cpu", "--snapshot-dir", tmp_path]  # fmt: skip
+        with av.open(str(clip)) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+        template = frame[70:96, 10:150]  # below the three overlay lines
         with background(command, env=env, stderr=subprocess.PIPE, text=True) as process:
             shot = tmp_path / "screen.png"
-            time.sleep(5)
-            subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True, timeout=30)
+            # Until the window shows frames (model loading and the first call take a while on a busy CPU).
+            deadline = time.monotonic() + WINDOW_WAIT_SECONDS
+            while True:
+                time.sleep(1)
+                subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True, timeout=30)
+                shown = cv2.matchTemplate(cv2.imread(str(shot)), template, cv2.TM_CCOEFF_NORMED).max()
+                if shown > 0.9 or time.monotonic() > deadline or process.poll() is not None:
+                    break
             if shutil.which("xdotool"):
                 for key in ("s", "space", "q"):  # snapshot, toggle the view, quit
                     command = [
@@ -219,9 +229,6 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
     screen = cv2.imread(str(shot))
     # The identity model shows the input twice: find the frame's lower half (below the overlay) twice,
     # side by side, 160 pixels apart.
-    with av.open(str(clip)) as container:
-        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
-    template = frame[70:96, 10:150]  # below the three overlay lines
     scores = cv2.matchTemplate(screen, template, cv2.TM_CCOEFF_NORMED)
     _, best, _, (x, y) = cv2.minMaxLoc(scores)
     assert best > 0.9
