@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vidderain.backends import create_backend
+from vidderain.backends.torch_backend import AUTOCAST_DTYPES
 from vidderain.config import DEFAULT_CONFIG, ModelConfig, load_model_config
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet, build_model
@@ -17,7 +18,6 @@ from vidderain.weights import load_weights, pretrained_path, read_config
 
 # auto: fp32 with torch; with OpenVINO the CPU's native fast precision (bf16 where the CPU has it)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 UINT8_MAX = 255
 # Frames per model call when --batch is not given: on the CPU one frame at a time is fastest (640x360,
 # lite: 1.12 fps at 1, 1.09 at 2, 0.93 at 4); a GPU needs several frames in flight to fill.

@@ -28,10 +28,10 @@ from vidderain.data.paired import Pair, find_pairs, layout_from_spec
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
 from vidderain.data.synthesis import RAIN_KINDS, compress_h264, compress_jpeg
+from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".ts", ".webm")
 ValidationPairs = list[tuple[np.ndarray, np.ndarray]]
 
 
@@ -65,7 +65,7 @@ def image_files(folders: Iterable[str | Path]) -> list[Path]:
 
 def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
     """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB)."""
-    clips = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p))
     if not clips:
         raise VidderainError(f"no videos in {folder}")
     frames = []
