@@ -42,7 +42,7 @@ from vidderain.config import load_model_config, reject_unknown_keys
 from vidderain.data.training import PairSource, build_training_data
 from vidderain.errors import VidderainError
 from vidderain.inference import resolve_device
-from vidderain.metrics import NegativeSSIMLoss, psnr_y, ssim_y
+from vidderain.metrics import WeightedLoss, mean_offset_y, psnr_y, ssim_y
 from vidderain.models import build_model
 from vidderain.weights import load_weights, save_weights
 
@@ -59,6 +59,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 100,
     "amp": True,
     "init": None,  # start from these weights (fine-tuning) instead of a random initialisation
+    "loss": {"ssim": 1.0},  # weighted terms of vidderain.metrics.TRAINING_LOSSES; the paper's -SSIM alone
 }
 
 
@@ -109,19 +110,40 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().to(device)
 
 
-def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> tuple[float, float] | None:
+@dataclass
+class Validation:
+    psnr_y: float
+    ssim_y: float
+    dry_psnr_y: float  # the clean images themselves through the model: how well dry footage is kept
+    dry_offset_y: float  # and its mean brightness change, in levels
+
+    def __str__(self) -> str:
+        return (
+            f"validation PSNR-Y {self.psnr_y:.2f} dB SSIM-Y {self.ssim_y:.4f}"
+            f" | dry {self.dry_psnr_y:.2f} dB, offset {self.dry_offset_y:+.2f} levels"
+        )
+
+
+def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> Validation | None:
     if not pairs:
         return None
     model.eval()
-    psnrs, ssims = [], []
+    scores = []
     with torch.inference_mode():
         for rainy, clean in pairs:
-            derained = model(to_tensor(rainy[None], device)).clamp(0, 1).cpu()
             target = torch.from_numpy(clean).permute(2, 0, 1)[None]
-            psnrs.append(psnr_y(derained, target).item())
-            ssims.append(ssim_y(derained, target).item())
+            derained = model(to_tensor(rainy[None], device)).clamp(0, 1).cpu()
+            dry = model(to_tensor(clean[None], device)).clamp(0, 1).cpu()
+            scores.append(
+                (
+                    psnr_y(derained, target).item(),
+                    ssim_y(derained, target).item(),
+                    psnr_y(dry, target).item(),
+                    mean_offset_y(dry, target).item(),
+                )
+            )
     model.train()
-    return float(np.mean(psnrs)), float(np.mean(ssims))
+    return Validation(*(float(value) for value in np.mean(scores, axis=0)))
 
 
 def training_progress(console: Console, iterations: int, start: int) -> Progress:
@@ -194,9 +216,13 @@ def main() -> int:
         # The weights a fine-tune starts from set the bar: best.safetensors is written only above it.
         scores = validate(model, data.validation_pairs(), device)
         if scores:
-            best = scores[0]
-            console.print(f"init {init} | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}")
-    loss_fn = NegativeSSIMLoss()
+            best = scores.psnr_y
+            console.print(f"init {init} | {scores}")
+    try:
+        loss_fn = WeightedLoss(settings["loss"])
+    except ValueError as error:
+        console.print(f"train: error: {args.config}: train.loss: {error}", markup=False)
+        return 2
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
     try:
@@ -226,9 +252,9 @@ def main() -> int:
                 if validating:
                     scores = validate(model, data.validation_pairs(), device)
                     if scores:
-                        line += f" | validation PSNR-Y {scores[0]:.2f} dB SSIM-Y {scores[1]:.4f}"
-                        if scores[0] > best:
-                            best = scores[0]
+                        line += f" | {scores}"
+                        if scores.psnr_y > best:
+                            best = scores.psnr_y
                             metadata = {
                                 "vidderain.train_config": str(args.config),
                                 "vidderain.iterations": str(iteration),

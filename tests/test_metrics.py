@@ -7,7 +7,16 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vidderain.metrics import NegativeSSIMLoss, psnr_rgb, psnr_y, rgb_to_y, ssim_rgb, ssim_y
+from vidderain.metrics import (
+    NegativeSSIMLoss,
+    WeightedLoss,
+    mean_offset_y,
+    psnr_rgb,
+    psnr_y,
+    rgb_to_y,
+    ssim_rgb,
+    ssim_y,
+)
 
 
 def gaussian_window_reference(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -85,6 +94,24 @@ def test_loss_is_negative_ssim_and_differentiable(pair):
     assert loss.item() == pytest.approx(-ssim_rgb(rainy, clean).item(), abs=1e-5)
     loss.backward()
     assert prediction.grad is not None and prediction.grad.abs().sum() > 0
+
+
+def test_the_l1_term_sees_a_brightness_offset_that_ssim_barely_does(pair):
+    # Why training may add L1 to the paper's -SSIM: a model that darkens everything by 2 levels is
+    # nearly free under SSIM and costs PSNR on every dry frame.
+    _, clean = pair
+    darker = (clean - 2 / 255).clamp(0, 1)
+    ssim_only, with_l1 = WeightedLoss({"ssim": 1.0}), WeightedLoss({"ssim": 1.0, "l1": 1.0})
+    ssim_cost = ssim_only(darker, clean) - ssim_only(clean, clean)
+    l1_cost = (with_l1(darker, clean) - with_l1(clean, clean)) - ssim_cost
+    assert 0 <= ssim_cost < 1e-3 and l1_cost > 5 * ssim_cost
+    assert l1_cost.item() == pytest.approx((clean - darker).abs().mean().item(), rel=1e-5)
+    assert mean_offset_y(darker.double(), clean.double()).item() == pytest.approx(
+        (rgb_to_y(darker.double()) - rgb_to_y(clean.double())).mean().item()
+    )
+    assert mean_offset_y(darker, clean).item() < -1.5  # in levels of the 0-255 scale
+    with pytest.raises(ValueError, match="unknown loss term 'l2' \\(known: ssim, l1\\)"):
+        WeightedLoss({"l2": 1.0})
 
 
 def test_mismatched_shapes_are_refused():

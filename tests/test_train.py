@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -99,8 +100,9 @@ def test_shipped_train_configs_are_valid():
         sys.path.pop(0)
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
-    from vidderain.data.synthesis import RAIN_KINDS
+    from vidderain.data.synthesis import rain_kind
     from vidderain.data.training import PairedFolder, SyntheticPairs
+    from vidderain.metrics import WeightedLoss
 
     configs = sorted((ROOT / "configs" / "train").glob("*.yaml"))
     assert len(configs) >= 4
@@ -114,7 +116,11 @@ def test_shipped_train_configs_are_valid():
             spec = config.data["synthetic"]
             assert set(spec) <= set(SyntheticPairs.KEYS) and set(spec.get("holdout", [])) <= set(PHOTOS)
             kinds = spec.get("rain", "streaks")
-            assert set([kinds] if isinstance(kinds, str) else kinds) <= set(RAIN_KINDS)
+            kinds = {kinds: 1.0} if isinstance(kinds, str) else kinds
+            for name, value in kinds.items():  # a share, or a share and the kind's ranges
+                ranges = {k: v for k, v in value.items() if k != "share"} if isinstance(value, dict) else {}
+                rain_kind(name, ranges)
+        WeightedLoss(config.train["loss"])
 
 
 def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_holdout(tmp_path):
@@ -130,7 +136,23 @@ def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_hold
     config.write_text(yaml.safe_dump(recipe))
     result = train(config, tmp_path / "out")
     assert "iter 2/2" in result.stderr and "validation PSNR-Y" in result.stderr
+    assert re.search(r"\| dry \d+\.\d\d dB, offset [+-]\d+\.\d\d levels", result.stderr), result.stderr
     assert (tmp_path / "out" / "tiny.safetensors").exists()
+
+    recipe["train"]["loss"] = {"ssim": 1.0, "l2": 1.0}
+    config.write_text(yaml.safe_dump(recipe))
+    command = [
+        sys.executable,
+        str(ROOT / "pipelines" / "train.py"),
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "train.loss: unknown loss term 'l2' (known: ssim, l1)" in lines[0]
 
 
 def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, SAMPLES
-from vidderain.data.synthesis import RAIN_KINDS, compress_h264, render_layered
+from vidderain.data.synthesis import RAIN_KINDS, compress_h264, rain_kind, render_layered
 from vidderain.data.training import (
     MixedPairs,
     PairedFolder,
@@ -81,6 +81,22 @@ def test_rain_kinds_are_chosen_by_name_and_unknown_ones_are_named(tmp_path):
         SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain": {"layered": 1, "drizzle": 1}})
     with pytest.raises(VidderainError, match="'data' needs 'paired', 'synthetic' or both"):
         build_training_data({}, "test config")
+
+
+def test_a_train_config_sets_a_rain_kinds_ranges(rng):
+    def batch(layered):
+        data = SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain": {"layered": layered}})
+        return data.batch(np.random.default_rng(7), 4, 64)
+
+    # No streaks and no veil: the crops come back as they went in; with a veil always, they never do.
+    rainy, clean = batch({"share": 1, "intensity": [0.0, 0.0], "veil": 0.0})
+    assert np.allclose(rainy, clean, atol=1e-6)  # a screen blend of nothing rounds in float32
+    rainy, clean = batch({"share": 1, "intensity": [0.0, 0.0], "veil": 1.0, "veil_transmission": [0.5, 0.5]})
+    assert all(np.abs(wet - dry).mean() > 0.02 for wet, dry in zip(rainy, clean, strict=True))
+    with pytest.raises(VidderainError, match="rain kind 'layered' has no range 'fog' \\(known: additive"):
+        rain_kind("layered", {"fog": 0.5})
+    with pytest.raises(VidderainError, match="rain kind 'streaks' has no ranges to set"):
+        rain_kind("streaks", {"veil": 0.5})
 
 
 def test_layered_rain_is_dense_bright_and_near_vertical(rng):

@@ -7,20 +7,25 @@ come after the rain, as in the footage users derain.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 
 from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
+from vidderain.errors import VidderainError
 from vidderain.imageio import to_float, to_uint8
 
 RainKind = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 RAIN_KINDS: dict[str, RainKind] = {}
+# Kinds whose ranges a train config may narrow or widen: the kind takes ``ranges=`` of this dataclass.
+RAIN_RANGES: dict[str, type] = {}
 
-__all__ = ["RAIN_KINDS", "compress_h264", "compress_jpeg", "register_rain"]
+__all__ = ["RAIN_KINDS", "RAIN_RANGES", "compress_h264", "compress_jpeg", "rain_kind", "register_rain"]
 
 
 def register_rain(name: str) -> Callable[[RainKind], RainKind]:
@@ -162,3 +167,23 @@ def render_layered(
 
 
 RAIN_KINDS["layered"] = render_layered
+RAIN_RANGES["layered"] = LayeredRain
+
+
+def rain_kind(name: str, ranges: dict[str, Any] | None = None) -> RainKind:
+    """The kind ``name``, with the fields of its ranges dataclass that ``ranges`` names replaced
+    (lists become tuples, as the dataclass's ranges are)."""
+    if name not in RAIN_KINDS:
+        raise VidderainError(f"unknown rain kind '{name}' (known: {', '.join(RAIN_KINDS)})")
+    if not ranges:
+        return RAIN_KINDS[name]
+    if name not in RAIN_RANGES:
+        raise VidderainError(f"rain kind '{name}' has no ranges to set")
+    known = {field.name for field in fields(RAIN_RANGES[name])}
+    unknown = sorted(set(ranges) - known)
+    if unknown:
+        raise VidderainError(
+            f"rain kind '{name}' has no range '{unknown[0]}' (known: {', '.join(sorted(known))})"
+        )
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in ranges.items()}
+    return functools.partial(RAIN_KINDS[name], ranges=RAIN_RANGES[name](**values))

@@ -27,7 +27,7 @@ from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
-from vidderain.data.synthesis import RAIN_KINDS, compress_h264, compress_jpeg
+from vidderain.data.synthesis import compress_h264, compress_jpeg, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
@@ -90,8 +90,9 @@ class SyntheticPairs:
     (a folder of clean clips) with ``video_share`` (the fraction of crops taken from its frames) and
     ``video_every`` (seconds between the frames kept); ``holdout`` (bundled photo names kept for
     validation); ``rain`` (a rain kind of vidderain.data.synthesis, default ``streaks``, or a mapping of
-    kinds to their shares of the crops); ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf``
-    range of a round trip of the rainy crop, so codec-blurred streaks are rain too); ``rain_free`` (the
+    kinds to their shares of the crops, or to ``{share: ..., <range>: ...}`` to change a kind's ranges);
+    ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a round trip of the rainy
+    crop, so codec-blurred streaks are rain too); ``rain_free`` (the
     share of crops left dry, so the model learns to leave dry footage alone).
     """
 
@@ -130,11 +131,15 @@ class SyntheticPairs:
         self.video_share = float(spec.get("video_share", 0.0)) if self.frames else 0.0
         kinds = spec.get("rain", "streaks")
         kinds = {kinds: 1.0} if isinstance(kinds, str) else dict(kinds)
-        unknown = sorted(set(kinds) - set(RAIN_KINDS))
-        if unknown:
-            raise VidderainError(f"unknown rain kind '{unknown[0]}' (known: {', '.join(RAIN_KINDS)})")
-        self.kinds = [RAIN_KINDS[kind] for kind in kinds]
-        weights = np.array([float(weight) for weight in kinds.values()])
+        # A kind's value is its share, or a mapping of its share and the ranges it renders with.
+        kinds = {
+            name: value if isinstance(value, dict) else {"share": value} for name, value in kinds.items()
+        }
+        self.kinds = [
+            rain_kind(name, {key: v for key, v in value.items() if key != "share"})
+            for name, value in kinds.items()
+        ]
+        weights = np.array([float(value.get("share", 1.0)) for value in kinds.values()])
         self.kind_weights = weights / weights.sum()
         jpeg, h264 = spec.get("jpeg") or {}, spec.get("h264") or {}
         self.jpeg_probability = float(jpeg.get("probability", 0.0))
