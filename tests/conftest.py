@@ -59,3 +59,14 @@ def identity_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.cli_helpers import save_tiny_weights
 
     return save_tiny_weights(tmp_path_factory.mktemp("weights") / "identity.safetensors", identity=True)
+
+
+@pytest.fixture
+def rtsp_server():
+    """GStreamer's RTSP server on 127.0.0.1 with a moving test pattern (tests.live_helpers)."""
+    from tests.live_helpers import RtspServer, free_port
+
+    server = RtspServer(free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -19,62 +19,10 @@ import numpy as np
 import pytest
 
 from tests.cli_helpers import assert_one_line_error, background, vidderain, wait_until_writing
+from tests.live_helpers import free_port, needs_rtsp, needs_xvfb
 from tests.media import ClipSpec, make_clip, read_video
 
-ROOT = Path(__file__).resolve().parents[1]
-SYSTEM_PYTHON = "/usr/bin/python3"
 WINDOW_WAIT_SECONDS = 30
-
-
-def gstreamer_rtsp_available() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
-
-
-needs_rtsp = pytest.mark.skipif(
-    not gstreamer_rtsp_available(),
-    reason="needs GStreamer's RTSP server for /usr/bin/python3 (.ci/run installs gir1.2-gst-rtsp-server-1.0)",
-)
-needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (.ci/run installs xvfb)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RtspServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"rtsp://127.0.0.1:{port}/test"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), str(self.port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline()
-        assert line.strip() == "ready", self.process.stderr.read()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def rtsp_server():
-    server = RtspServer(free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -92,7 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(preview)
     live = preview.add_argument_group("live")
-    live.add_argument("--no-window", action="store_true", help="no window: record with -o instead")
+    live.add_argument(
+        "--no-window", action="store_true", help="no window: record with -o or watch with --serve instead"
+    )
+    live.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="also serve a web view: / (page), /stream.mjpg, /snapshot.jpg, /stats; binds 127.0.0.1 "
+        "unless HOST is given",
+    )
+    live.add_argument(
+        "--serve-token",
+        metavar="TOKEN",
+        help="every web request must carry ?token=TOKEN (generated, with a warning, for a non-local HOST)",
+    )
     live.add_argument("-o", "--output", type=Path, help="record the derained stream to this file")
     live.add_argument("--record-input", type=Path, help="also record the raw frames that were derained")
     live.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -212,6 +225,14 @@ def command_preview(args: argparse.Namespace) -> int:
             raise VidderainError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
     if args.batch < 1:
         raise VidderainError(f"--batch must be at least 1, got {args.batch}")
+    err = error_console()
+    serve = None
+    if args.serve is not None:
+        from vidderain.live.serve import serve_options
+
+        serve = serve_options(args.serve, args.serve_token, lambda line: err.print(line, style="bold red"))
+    elif args.serve_token is not None:
+        raise VidderainError("--serve-token needs --serve [HOST:]PORT")
     options = PreviewOptions(
         source=SourceOptions(args.source, args.rtsp_transport, args.timeout, args.timeout, size, args.fps),
         window=not args.no_window,
@@ -223,10 +244,12 @@ def command_preview(args: argparse.Namespace) -> int:
         snapshot_dir=args.snapshot_dir,
         encode=EncodeOptions(args.codec, args.crf, args.preset),
         overwrite=args.overwrite,
+        serve=serve,
     )
     quiet = args.quiet or args.json
-    err = error_console()
-    preview = Preview(options)  # checks the display, outputs and source before the model loads
+    preview = Preview(options)  # checks the display, outputs, source and port before the model loads
+    if preview.server is not None:
+        err.print(f"serving {preview.server.url()} (stream: {preview.server.url('/stream.mjpg')})")
     derainer, config_name = load_derainer(args, err, quiet)
     summary = preview.run(derainer)
     report = summary.to_dict()

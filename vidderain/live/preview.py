@@ -28,6 +28,7 @@ from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 from vidderain.live.capture import LIVE_TIME_BASE, CaptureStage, LatestQueue, LiveSource, SourceOptions
+from vidderain.live.serve import FrameServer, ServeOptions
 
 WINDOW_TITLE = "vidderain: input | derained"
 KEY_ESC = 27
@@ -39,6 +40,7 @@ OVERLAY_DIM = 0.35  # the panel keeps this much of the picture behind it, so the
 OVERLAY_TEXT = (255, 255, 255)
 SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts", "/usr/local/share/fonts")
 MS = 1000
+LATENCY_WINDOW = 100  # frames the live p95 latency is taken over
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class PreviewOptions:
     snapshot_dir: Path = Path()
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False  # replace existing recordings (-y)
+    serve: ServeOptions | None = None  # --serve: the web view (vidderain.live.serve)
 
 
 @dataclass
@@ -149,8 +152,11 @@ class Preview:
     def __init__(self, options: PreviewOptions) -> None:
         if options.window:
             check_display()
-        elif options.output is None:
-            raise VidderainError("--no-window needs -o FILE to record to (or drop --no-window to watch)")
+        elif options.output is None and options.serve is None:
+            raise VidderainError(
+                "--no-window needs -o FILE to record to or --serve PORT to watch from a browser "
+                "(or drop --no-window to watch here)"
+            )
         for target in (options.output, options.record_input):
             if target is not None:
                 check_output_path(target, overwrite=options.overwrite)
@@ -165,6 +171,14 @@ class Preview:
         self.latencies_ms: list[float] = []
         self.snapshots = 0
         self.last_shown: tuple[np.ndarray, np.ndarray] | None = None  # (input, output), for snapshots
+        self.server: FrameServer | None = None
+        if options.serve is not None:  # last: bound before the model loads, so a busy port fails fast
+            self.server = FrameServer(options.serve)
+            try:
+                self.server.start()
+            except BaseException:
+                self.source.close()
+                raise
 
     def _build(self, derainer: Derainer) -> None:
         options, batch = self.options, self.options.batch
@@ -218,6 +232,8 @@ class Preview:
                 recorder.finish(keep)
             if self.options.window:
                 cv2.destroyAllWindows()
+            if self.server is not None:
+                self.server.stop()
         if self.control.error is not None:
             raise self.control.error
         return PreviewSummary(
@@ -266,20 +282,38 @@ class Preview:
             self.derained_count += 1
         newest_input, newest_output = item.frames[-1].image, images[-1].copy()
         item.derained.release()
+        figures = self.figures(now)
+        if self.server is not None:
+            self.server.publish(newest_input, newest_output, figures)
         if not self.options.window:
             return False
         self.last_shown = (newest_input, newest_output)
-        cv2.imshow(WINDOW_TITLE, self._compose(newest_input, newest_output, now))
+        cv2.imshow(WINDOW_TITLE, self._compose(newest_input, newest_output, figures))
         return self._handle_key(cv2.waitKey(1))
 
-    def _compose(self, rainy: np.ndarray, derained: np.ndarray, now: float) -> np.ndarray:
+    def figures(self, now: float) -> dict[str, Any]:
+        """The live figures: the window's overlay and the web view's /stats."""
+        elapsed = max(now - self.capture.started, 1e-6)
+        recent = self.latencies_ms[-LATENCY_WINDOW:] or [0.0]
+        return {
+            "fps_in": round(self.capture.stats.frames / elapsed, 1),
+            "fps_out": round(self.derained_count / elapsed, 1),
+            "latency_ms": round(recent[-1]),
+            "latency_p95_ms": round(float(np.percentile(recent, 95))),
+            "dropped": self._dropped(),
+            "reconnects": self.capture.reconnects,
+            "captured": self.capture.stats.frames,
+            "derained": self.derained_count,
+            "seconds": round(elapsed, 1),
+        }
+
+    def _compose(self, rainy: np.ndarray, derained: np.ndarray, figures: dict[str, Any]) -> np.ndarray:
         picture = np.concatenate([rainy, derained], axis=1) if self.side_by_side else derained
         picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-        elapsed = max(now - self.capture.started, 1e-6)
         lines = [
-            f"in {self.capture.stats.frames / elapsed:.1f} fps  out {self.derained_count / elapsed:.1f} fps",
-            f"latency {self.latencies_ms[-1]:.0f} ms  dropped {self._dropped()}",
-            f"reconnects {self.capture.reconnects}",
+            f"in {figures['fps_in']:.1f} fps  out {figures['fps_out']:.1f} fps",
+            f"latency {figures['latency_ms']} ms  dropped {figures['dropped']}",
+            f"reconnects {figures['reconnects']}",
         ]
         draw_overlay(picture, lines)
         return picture
