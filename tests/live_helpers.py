@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,42 @@ class RtspServer:
         )
         line = self.process.stdout.readline()
         assert line.strip() == "ready", self.process.stderr.read()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class RecordServer:
+    """tests/rtsp_record_server.py: publish to ``publish_url``, watch at ``watch_url``; ``published`` is
+    the count of access units it has received, read from its output as it runs."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.relay = port, free_port()
+        self.publish_url = f"rtsp://127.0.0.1:{port}/publish"
+        self.watch_url = f"rtsp://127.0.0.1:{port}/watch"
+        self.published = 0
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.published = 0
+        command = [
+            SYSTEM_PYTHON,
+            str(ROOT / "tests" / "rtsp_record_server.py"),
+            str(self.port),
+            str(self.relay),
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        assert line.strip() == "ready", self.process.stderr.read()
+        threading.Thread(target=self._follow, args=(self.process,), daemon=True).start()
+
+    def _follow(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            if line.startswith("published ") and process is self.process:
+                self.published = int(line.split()[1])
 
     def stop(self) -> None:
         if self.process is not None:

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="derain a video, an image or a folder of images")
     run.add_argument("input", type=Path, help="a video (mp4, mkv, mov, ...), an image (png/jpg) or a folder")
-    run.add_argument("-o", "--output", type=Path, required=True, help="output video, image, or folder")
+    run.add_argument("-o", "--output", type=file_path, required=True, help="output video, image, or folder")
     add_model_options(run)
     video = run.add_argument_group("video")
     video.add_argument("--batch", type=int, help="frames per model call (default 1 on the CPU, 4 on CUDA)")
@@ -106,8 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="every web request must carry ?token=TOKEN (generated, with a warning, for a non-local HOST)",
     )
-    live.add_argument("-o", "--output", type=Path, help="record the derained stream to this file")
-    live.add_argument("--record-input", type=Path, help="also record the raw frames that were derained")
+    live.add_argument(
+        "-o",
+        "--output",
+        help="record the derained stream to this file, or publish it to rtsp://HOST:PORT/PATH",
+    )
+    live.add_argument(
+        "--record-input", help="also record the raw frames that were derained (a file or rtsp:// URL)"
+    )
     live.add_argument("--duration", type=float, help="stop after this many seconds")
     live.add_argument("--max-frames", type=int, help="stop after this many derained frames")
     # Files always play at their own pace now; the flag that asked for it is accepted and does nothing.
@@ -133,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(preview)
     preview.set_defaults(handler=command_preview)
     return parser
+
+
+def file_path(text: str) -> Path:
+    """A path for ``run``'s output: URLs (a stream to publish) are for ``preview``, which is live."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text} is a URL: `vidderain run` writes files; publish a live stream with "
+            "`vidderain preview SOURCE -o rtsp://HOST:PORT/PATH`"
+        )
+    return Path(text)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +279,9 @@ def command_preview(args: argparse.Namespace) -> int:
             f"latency mean {latency['mean']} ms p95 {latency['p95']} ms, reconnects {summary.reconnects}"
         )
         for output in summary.outputs:
-            err.print(f"recorded {output}")
+            err.print(f"{'published to' if '://' in output else 'recorded'} {output}")
+        if summary.output_reconnects:
+            err.print(f"publishing reconnected {summary.output_reconnects} times")
     return 0
 
 

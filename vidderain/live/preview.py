@@ -21,14 +21,14 @@ import cv2
 import numpy as np
 
 from vidderain.engine.device import DeviceRunner
-from vidderain.engine.encode import EncodeOptions, VideoWriter, check_encode_options
+from vidderain.engine.encode import EncodeOptions, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
-from vidderain.engine.pipeline import check_output_path
 from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
-from vidderain.live.capture import LIVE_TIME_BASE, CaptureStage, LatestQueue, LiveSource, SourceOptions
+from vidderain.live.capture import CaptureStage, LatestQueue, LiveSource, SourceOptions
 from vidderain.live.serve import FrameServer, ServeOptions
+from vidderain.live.sinks import check_sink_target, open_sink
 
 WINDOW_TITLE = "vidderain: input | derained"
 KEY_ESC = 27
@@ -47,8 +47,8 @@ LATENCY_WINDOW = 100  # frames the live p95 latency is taken over
 class PreviewOptions:
     source: SourceOptions
     window: bool = True
-    output: Path | None = None
-    record_input: Path | None = None
+    output: str | None = None  # a file, or a URL of vidderain.live.sinks (rtsp://...)
+    record_input: str | None = None
     duration: float | None = None
     max_frames: int | None = None
     batch: int = 1
@@ -67,6 +67,7 @@ class PreviewSummary:
     latencies_ms: list[float]
     reconnects: int
     outputs: list[str]
+    output_reconnects: int = 0  # RTSP publishing: connections made again after the server went away
 
     def to_dict(self) -> dict[str, Any]:
         latencies = np.array(self.latencies_ms or [0.0])
@@ -84,6 +85,7 @@ class PreviewSummary:
             },
             "reconnects": self.reconnects,
             "outputs": self.outputs,
+            "output_reconnects": self.output_reconnects,
         }
 
 
@@ -95,29 +97,6 @@ def check_display() -> None:
         raise VidderainError(
             "no display to open a window on (DISPLAY is not set); use --no-window -o out.mp4"
         )
-
-
-class Recorder:
-    """A VideoWriter into a hidden file beside the target, renamed when the run ends cleanly."""
-
-    def __init__(self, target: Path, options: EncodeOptions, rate) -> None:
-        self.target = target
-        self.temp = target.with_name(f".{target.stem}.vidderain-{os.getpid()}{target.suffix}")
-        self.writer = VideoWriter(self.temp, options, LIVE_TIME_BASE, rate)
-
-    def finish(self, keep: bool) -> None:
-        if keep and self.writer.opened:
-            try:
-                self.writer.finish()
-                self.writer.close()
-            except BaseException:
-                self.writer.close(discard=True)
-                self.temp.unlink(missing_ok=True)
-                raise
-            os.replace(self.temp, self.target)
-        else:
-            self.writer.close(discard=True)
-            self.temp.unlink(missing_ok=True)
 
 
 def draw_overlay(picture: np.ndarray, lines: list[str]) -> tuple[int, int, int, int]:
@@ -159,7 +138,7 @@ class Preview:
             )
         for target in (options.output, options.record_input):
             if target is not None:
-                check_output_path(target, overwrite=options.overwrite)
+                check_sink_target(target, overwrite=options.overwrite)
                 check_encode_options(options.encode)
         self.options = options
         self.source = LiveSource(options.source)
@@ -195,9 +174,9 @@ class Preview:
             InferStage(self.batches, self.derained, runner, self.control),
         ]
         self.recorders = [
-            Recorder(path, options.encode, self.source.rate)
-            for path in (options.output, options.record_input)
-            if path is not None
+            open_sink(target, options.encode, self.source.rate, options.overwrite)
+            for target in (options.output, options.record_input)
+            if target is not None
         ]
 
     @staticmethod
@@ -243,7 +222,8 @@ class Preview:
             seconds=time.monotonic() - started,
             latencies_ms=self.latencies_ms,
             reconnects=self.capture.reconnects,
-            outputs=[str(recorder.target) for recorder in self.recorders if recorder.writer.frames],
+            outputs=[recorder.target for recorder in self.recorders if recorder.frames],
+            output_reconnects=sum(getattr(recorder, "reconnects", 0) for recorder in self.recorders),
         )
 
     def _loop(self, started: float) -> None:
@@ -278,8 +258,10 @@ class Preview:
                 break
             self.latencies_ms.append((now - frame.captured) * MS)
             for recorder, picture in zip(self.recorders, (image, frame.image), strict=False):
-                recorder.writer.write(picture, frame.pts, frame.colour)
+                recorder.write(picture, frame.pts, frame.colour)
             self.derained_count += 1
+        for recorder in self.recorders:
+            recorder.check()  # a publisher whose server refused it: the run ends in its error
         newest_input, newest_output = item.frames[-1].image, images[-1].copy()
         item.derained.release()
         figures = self.figures(now)
