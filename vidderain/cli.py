@@ -7,6 +7,7 @@ exit code 2; an interrupted run exits 130. Tracebacks are kept for real bugs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="versions, device, CuPy, and each config's size and cost")
     info.set_defaults(handler=command_info)
 
-    run = commands.add_parser("run", help="derain a video, an image or a folder of images")
+    run = commands.add_parser("run", help="derain a video, an image, or a folder of videos and images")
     run.add_argument("input", type=Path, help="a video (mp4, mkv, mov, ...), an image (png/jpg) or a folder")
     run.add_argument("-o", "--output", type=file_path, required=True, help="output video, image, or folder")
     add_model_options(run)
@@ -65,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--start", type=float, default=0.0, help="segment start, seconds")
     video.add_argument("--end", type=float, help="segment end, seconds")
+    folders = run.add_argument_group("folders")
+    folders.add_argument(
+        "--recursive",
+        action="store_true",
+        help="also the sub-folders' files (outputs keep their sub-folders)",
+    )
+    folders.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="spread the files over a Ray cluster: auto, HOST:PORT, or no value to start one here for the "
+        "run; the output folder must be reachable from every worker",
+    )
     video.add_argument("--side-by-side", action="store_true", help="write input | output in one frame")
     add_output_options(run)
     run.set_defaults(handler=command_run)
@@ -396,6 +411,10 @@ def command_run(args: argparse.Namespace) -> int:
     is_video = args.input.is_file() and is_video_path(args.input)
     quiet = args.quiet or args.json
     err = error_console()
+    if args.input.is_dir():
+        return run_folder_command(args, err, quiet)
+    if args.recursive or args.ray is not None:
+        raise VidderainError("--recursive and --ray are for a folder of inputs")
     # Every user error surfaces before the model loads, so an error is the only line printed.
     if is_video:
         from vidderain.engine.pipeline import prepare_video
@@ -427,6 +446,49 @@ def command_run(args: argparse.Namespace) -> int:
             f"({per_image:.2f} s per image)"
         )
     return 0
+
+
+def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> int:
+    """A folder of videos and images, here or on Ray (vidderain.batch); exit 1 when any file failed."""
+    from vidderain.batch.plan import plan_batch, recipe_of
+    from vidderain.batch.run import BatchProgress, print_batch_summary, run_batch_here
+    from vidderain.batch.work import FileSettings, ModelSettings
+    from vidderain.engine import EncodeOptions
+    from vidderain.engine.encode import check_encode_options
+
+    if args.batch is not None and args.batch < 1:
+        raise VidderainError(f"--batch must be at least 1, got {args.batch}")
+    if args.start or args.end is not None:
+        raise VidderainError("--start and --end are for one video, not a folder")
+    encode = EncodeOptions(args.codec, args.crf, args.preset, args.side_by_side)
+    check_encode_options(encode)
+    # An absolute weights path: Ray workers start elsewhere (and see it only on a shared file system).
+    weights_path = str(args.weights.resolve()) if args.weights else None
+    model = ModelSettings(args.config, weights_path, args.device, args.precision, args.backend)
+    settings = FileSettings(model, args.batch, args.tile, encode)
+    weights = args.weights.stat().st_size if args.weights and args.weights.is_file() else None
+    recipe = recipe_of(model=model, weights_size=weights, tile=args.tile, encode=encode)
+    plan = plan_batch(args.input, args.output, args.recursive, args.overwrite, recipe)
+    if args.ray is not None:
+        from vidderain.batch.distributed import require_ray
+
+        require_ray()
+    with BatchProgress(plan, err, quiet) as progress:
+        if args.ray is None:
+            summary = run_batch_here(plan, settings, progress)
+        else:
+            from vidderain.batch.distributed import run_batch_on_ray
+
+            # Ray prints its own notices (a worker that died, ...) on stdout: keep stdout for --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = run_batch_on_ray(plan, settings, progress, args.ray)
+    if args.json:
+        print(json.dumps({"output": str(plan.output), **summary.to_dict()}))
+    elif not quiet:
+        print_batch_summary(err, plan, summary)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failed else 0
 
 
 def video_job(args: argparse.Namespace, batch: int):

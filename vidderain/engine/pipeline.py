@@ -155,10 +155,13 @@ def run_video(
     on_progress: Callable[[int, int | None], None] | None = None,
     warn: Callable[[str], None] = lambda message: None,
     source: InputVideo | None = None,
+    interrupt: threading.Event | None = None,
 ) -> RunSummary:
     """Derain ``job.input`` into ``job.output``; ``on_progress(frames_done, frames_expected)`` is polled.
 
     ``source`` is the result of :func:`prepare_video` when the caller checked the job already.
+    ``interrupt``, when the caller sets it, acts as a first Ctrl-C does: the frames in flight are finished
+    and kept as NAME.partial.EXT (a caller with its own SIGINT handler, such as a batch, uses it).
     """
     source = source or prepare_video(job)
     try:
@@ -170,7 +173,7 @@ def run_video(
         raise
     temp = job.output.with_name(f".{job.output.stem}.vidderain-{os.getpid()}{job.output.suffix}")
     try:
-        summary = _run(job, source, derainer, temp, on_progress, warn)
+        summary = _run(job, source, derainer, temp, on_progress, warn, interrupt or threading.Event())
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -193,9 +196,9 @@ def _run(
     temp: Path,
     on_progress: Callable[[int, int | None], None] | None,
     warn: Callable[[str], None],
+    interrupt: threading.Event,
 ) -> RunSummary:
     control = PipelineControl()
-    interrupt = threading.Event()
     frames = StageQueue(2 * job.batch, control)
     batches = StageQueue(1, control)  # one batch uploading while the model works on the previous one
     derained = StageQueue(2, control)

@@ -1,0 +1,225 @@
+"""``vidderain run FOLDER -o OUT_FOLDER``: every video and image of a folder, one output each.
+
+On one machine the files run one after the other through one engine and one loaded model (the device is
+shared; the engine already overlaps decode, model and encode within a file). With ``--ray`` they are
+spread over a Ray cluster instead (vidderain.batch.distributed). Either way: progress in files and frames,
+a file that fails is reported and skipped, finished files are recorded in the output folder's manifest
+so a re-run resumes, and the summary lists every file's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vidderain.batch.plan import BatchItem, BatchPlan, Manifest
+from vidderain.batch.work import FileOutcome, FileSettings, derain_file
+
+PROGRESS_LOG_SECONDS = 5.0  # a plain progress line this often when stderr is not a terminal
+TABLE_ROWS = 50  # more files than this: the table lists only the ones that did not finish
+
+
+@dataclass
+class BatchSummary:
+    outcomes: list[FileOutcome]
+    seconds: float
+    interrupted: bool = False
+    workers: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": [outcome.to_dict() for outcome in self.outcomes],
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "frames": sum(outcome.frames for outcome in self.outcomes if outcome.status == "done"),
+            "seconds": round(self.seconds, 3),
+            **({"ray": self.workers} if self.workers else {}),
+        }
+
+
+class BatchProgress:
+    """Files and frames done, and the time left, for a batch; a live bar on a terminal, else a plain line
+    every few seconds. Frames of files in flight count as they are done (``update``)."""
+
+    def __init__(self, plan: BatchPlan, console: Console, quiet: bool) -> None:
+        self.files_total = len(plan.todo)
+        self.files_done = 0
+        self.frames_total = sum(item.frames or 0 for item in plan.todo)
+        self.frames_finished = 0  # frames of files that have ended
+        self.in_flight: dict[str, int] = {}
+        self.console, self.quiet = console, quiet
+        self.started = self.logged = time.perf_counter()
+        self.log_seconds = float(os.environ.get("VIDDERAIN_LOG_SECONDS", PROGRESS_LOG_SECONDS))
+        self.bar = Progress(
+            TextColumn("files {task.fields[files]}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} frames"),
+            TextColumn("{task.fields[fps]:.1f} fps"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet or not console.is_terminal,
+            transient=True,
+        )
+        self.task = self.bar.add_task("batch", total=max(self.frames_total, 1), files="", fps=0.0)
+
+    def __enter__(self) -> BatchProgress:
+        self.bar.__enter__()
+        self._show()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, key: str, frames: int) -> None:
+        self.in_flight[key] = frames
+        self._show()
+
+    def finish(self, key: str, outcome: FileOutcome) -> None:
+        self.in_flight.pop(key, None)
+        self.files_done += 1
+        self.frames_finished += outcome.frames
+        self._show()
+
+    def _show(self) -> None:
+        frames = self.frames_finished + sum(self.in_flight.values())
+        now = time.perf_counter()
+        fps = frames / (now - self.started) if now > self.started else 0.0
+        files = f"{self.files_done}/{self.files_total}"
+        total = max(self.frames_total, frames, 1)
+        self.bar.update(self.task, completed=frames, total=total, files=files, fps=fps)
+        if not self.quiet and not self.console.is_terminal and now - self.logged >= self.log_seconds:
+            self.logged = now
+            left = (total - frames) / fps if fps > 0 else None
+            eta = f", about {int(left // 60)} min {round(left % 60)} s left" if left is not None else ""
+            self.console.print(
+                f"progress: files {files}, frames {frames}/{total} ({100 * frames / total:.0f}%), "
+                f"{fps:.1f} fps{eta}",
+                markup=False,
+                highlight=False,
+            )
+
+
+def skipped_outcomes(plan: BatchPlan) -> list[FileOutcome]:
+    return [
+        FileOutcome(str(item.input), str(item.output), "skipped", note="finished by an earlier run")
+        for item in plan.complete
+    ]
+
+
+def make_output_folders(plan: BatchPlan) -> None:
+    for folder in sorted({item.output.parent for item in plan.todo}):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def first_ctrl_c_sets(stop: threading.Event, console: Console) -> Iterator[None]:
+    """While a batch runs here, the first Ctrl-C only sets ``stop``: the file in progress keeps the
+    frames in flight (as NAME.partial.EXT) and no new file starts; a second Ctrl-C interrupts at once.
+    A KeyboardInterrupt raised between two files' setup steps could leave a file's threads half-started."""
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        console.print("interrupted: finishing the current file (Ctrl-C again to stop now)", markup=False)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread: a batch on another thread keeps Python's
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_batch_here(plan: BatchPlan, settings: FileSettings, progress: BatchProgress) -> BatchSummary:
+    """The files one after the other, through one engine and one loaded model."""
+    started = time.perf_counter()
+    make_output_folders(plan)
+    manifest = Manifest(plan.output)
+    outcomes = skipped_outcomes(plan)
+    derainer, stop = None, threading.Event()
+    with first_ctrl_c_sets(stop, progress.console):
+        for item in plan.todo:
+            if stop.is_set():
+                break
+            key = plan.relative(item)
+            try:
+                derainer = derainer or settings.model.load()[0]  # loaded once, and only when there is work
+                outcome = derain_file(
+                    item, settings, derainer, lambda done, key=key: progress.update(key, done), stop
+                )
+            except KeyboardInterrupt:  # the second Ctrl-C
+                stop.set()
+                outcome = FileOutcome(str(item.input), str(item.output), "interrupted")
+            record_outcome(plan, manifest, item, outcome)
+            progress.finish(key, outcome)
+            outcomes.append(outcome)
+    return BatchSummary(outcomes, time.perf_counter() - started, stop.is_set())
+
+
+def record_outcome(plan: BatchPlan, manifest: Manifest, item: BatchItem, outcome: FileOutcome) -> None:
+    if outcome.status == "done":
+        manifest.record(plan.relative(item), item, plan.recipe)
+
+
+STATUS_STYLE = {"done": "green", "skipped": "dim", "failed": "red", "interrupted": "yellow"}
+
+
+def print_batch_summary(console: Console, plan: BatchPlan, summary: BatchSummary) -> None:
+    rows = summary.outcomes
+    if len(rows) > TABLE_ROWS:
+        rows = [outcome for outcome in rows if outcome.status in ("failed", "interrupted")]
+    if rows and not console.is_terminal:  # logs and pipes: one plain line a file, never wrapped
+        for outcome in rows:
+            detail = outcome.error or outcome.note
+            console.print(
+                f"{os.path.relpath(outcome.input, plan.root)}: {outcome.status}, {outcome.frames} frames, "
+                f"{outcome.seconds:.1f} s{f' ({detail})' if detail else ''}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    elif rows:
+        table = Table(show_edge=False, pad_edge=False)
+        for column in ("file", "status", "frames", "seconds", "note"):
+            table.add_column(column, justify="right" if column in ("frames", "seconds") else "left")
+        for outcome in rows:
+            style = STATUS_STYLE[outcome.status]
+            table.add_row(
+                escape(os.path.relpath(outcome.input, plan.root)),
+                f"[{style}]{outcome.status}[/{style}]",
+                str(outcome.frames),
+                f"{outcome.seconds:.1f}",
+                escape(outcome.error or outcome.note or ""),
+            )
+        console.print(table)
+    console.print(
+        f"{summary.count('done')} done, {summary.count('skipped')} skipped (finished earlier), "
+        f"{summary.failed} failed{', interrupted' if summary.interrupted else ''} -> {plan.output} "
+        f"in {summary.seconds:.1f} s",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
