@@ -16,11 +16,15 @@ from vidderain.models import build_model
 from vidderain.weights import load_weights, read_metadata
 
 
-def train(config, out, *options) -> subprocess.CompletedProcess:
+def run_train(config, out, *options) -> subprocess.CompletedProcess:
     script = str(ROOT / "pipelines" / "train.py")
     command = [sys.executable, script, "--config", str(config), "--out", str(out), "--device", "cpu",
                "--threads", "1", *map(str, options)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def train(config, out, *options) -> subprocess.CompletedProcess:
+    result = run_train(config, out, *options)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -141,15 +145,7 @@ def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_hold
 
     recipe["train"]["loss"] = {"ssim": 1.0, "l2": 1.0}
     config.write_text(yaml.safe_dump(recipe))
-    command = [
-        sys.executable,
-        str(ROOT / "pipelines" / "train.py"),
-        "--config",
-        str(config),
-        "--out",
-        str(tmp_path),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_train(config, tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "train.loss: unknown loss term 'l2' (known: ssim, l1)" in lines[0]
@@ -175,15 +171,7 @@ def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):
 
     spec["model"] = "rranet-lite"
     config.write_text(yaml.safe_dump(spec))
-    command = [
-        sys.executable,
-        str(ROOT / "pipelines" / "train.py"),
-        "--config",
-        str(config),
-        "--out",
-        str(tmp_path),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = run_train(config, tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "were made for tiny, not for config rranet-lite" in result.stderr
 
