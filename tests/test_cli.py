@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -32,6 +34,14 @@ def test_info_lists_versions_device_and_configs():
     backends = next(line for line in out.splitlines() if line.startswith("backends: "))
     auto = "torch on cuda" if torch.cuda.is_available() else "openvino on cpu"  # the test extra has OpenVINO
     assert "torch" in backends and "openvino" in backends and backends.endswith(f"auto uses {auto}")
+    extras = next(line for line in out.splitlines() if line.startswith("extras: "))
+    # The test extra pulls both in; without one, the line says how to get it.
+    assert extras == "extras: serve (preview --serve): installed; ray (run FOLDER --ray): installed"
+    script = (
+        "import sys; sys.modules['ray'] = None; from vidderain.cli import extras_line; print(extras_line())"
+    )
+    alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stdout
+    assert "ray (run FOLDER --ray): pip install 'vidderain[ray]'" in alone
     for name, params in (("rranet-lite", "2.08 M"), ("rranet ", "33.19 M")):
         row = next(line for line in out.splitlines() if f" {name}" in line)
         assert params in row

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -217,6 +218,18 @@ def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
     return Derainer(loaded.model, device, args.precision, args.backend), loaded.config.name
 
 
+OPTIONAL_PARTS = {"serve": ("aiohttp", "preview --serve"), "ray": ("ray", "run FOLDER --ray")}
+
+
+def extras_line() -> str:
+    """Which optional parts are installed, and what each is for."""
+    parts = []
+    for extra, (module, use) in OPTIONAL_PARTS.items():
+        state = "installed" if importlib.util.find_spec(module) else f"pip install 'vidderain[{extra}]'"
+        parts.append(f"{extra} ({use}): {state}")
+    return "extras: " + "; ".join(parts)
+
+
 def backends_line() -> str:
     """Which inference backends are installed, and which one ``--backend auto`` takes here."""
     import torch
@@ -352,6 +365,7 @@ def command_info(args: argparse.Namespace) -> int:
     except ImportError:
         cupy_line = escape("cupy: not installed (pip install 'vidderain[gpu]'): RLCN on torch")
     console.print(cupy_line)
+    console.print(escape(extras_line()))
 
     table = Table(title=f"configs (GFLOPs: model on one {HD_720P[1]}x{HD_720P[0]} frame, 2 per multiply-add)")
     for column in ("config", "params", "GFLOPs/720p", "stages", "widths", "RLCN", "weights"):
