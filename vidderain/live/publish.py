@@ -87,6 +87,7 @@ class RtspPublisher:
                 if self.output is None:
                     self._open(image.shape[1] // 2 * 2, image.shape[0] // 2 * 2, colour)  # 4:2:0: even
                     first_pts, backoff = pts, FIRST_BACKOFF_S
+                    self.reconnects += connected_once  # a connection made again after one was lost
                     connected_once = True
                 self._send(image, pts - first_pts, colour)
             except (OSError, av.error.FFmpegError) as error:
@@ -100,7 +101,6 @@ class RtspPublisher:
                     )
                     return
                 backoff = self._wait(backoff)
-                self.reconnects += 1
         self._close(discard=False)
 
     def _open(self, width: int, height: int, colour: Colour) -> None:
