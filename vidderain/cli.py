@@ -447,7 +447,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     from vidderain.stills import derain_stills
 
-    summary = derain_stills(args.input, args.output, derainer, quiet=quiet, overwrite=args.overwrite)
+    summary = derain_stills(args.input, args.output, derainer, overwrite=args.overwrite)
     if args.json:
         print(
             json.dumps({"output": str(summary.output), "images": summary.images, "seconds": summary.seconds})

@@ -33,9 +33,7 @@ def plan_outputs(source: Path, output: Path, overwrite: bool = False) -> list[tu
     return [(source, target)]
 
 
-def derain_stills(
-    source: Path, output: Path, derainer: Derainer, quiet: bool = False, overwrite: bool = False
-) -> StillsSummary:
+def derain_stills(source: Path, output: Path, derainer: Derainer, overwrite: bool = False) -> StillsSummary:
     ((image_path, target),) = plan_outputs(source, output, overwrite)
     if not target.parent.is_dir():
         raise VidderainError(f"output folder does not exist: {target.parent}")

@@ -32,10 +32,6 @@ class BatchItem:
     kind: str  # "video" or "image"
     frames: int | None  # expected, for progress (None: unknown until decoded)
 
-    @property
-    def name(self) -> str:
-        return self.output.name
-
 
 @dataclass
 class BatchPlan:

@@ -147,10 +147,6 @@ class FrameServer:
             self._notify_pending = True  # one wake-up in flight at most, however fast frames come
         self.loop.call_soon_threadsafe(self._wake)
 
-    def update_figures(self, figures: dict[str, Any]) -> None:
-        with self.latest.lock:
-            self.latest.figures = figures
-
     def stop(self) -> None:
         if self.loop is None or self.thread is None:
             return
