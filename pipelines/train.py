@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -179,6 +180,8 @@ def main() -> int:
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this iteration")
     args = parser.parse_args()
     console = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
+    # Notes from the data (a pair skipped) as one plain line each, not Python's file:line warning form.
+    warnings.showwarning = lambda message, *_: console.print(f"train: note: {message}", markup=False)
     try:
         config = load_train_config(args.config)
         model_config = load_model_config(config.model)

@@ -82,7 +82,7 @@ def test_bad_training_data_is_one_line_error(tmp_path):
     spec = {"model": "rranet-lite", "data": {"paired": {"root": str(data), "layout": "rain200"}},
             "train": {"iterations": 2, "batch": 1, "patch": 64}}  # fmt: skip
     for change, message in (
-        ({}, "x2.png is smaller than the 64-pixel training patch"),
+        ({}, "every training pair is smaller than the 64-pixel training patch"),
         ({"layout": "rain100"}, "no rainy images matching 'rain/rain-{id}.png' or 'rain-{id}.png'"),
         ({"crop": 64}, "unknown key 'data.paired.crop'"),
     ):

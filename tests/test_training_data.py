@@ -75,6 +75,19 @@ def test_mixed_sources_give_each_its_share_of_every_batch(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
 
 
+def test_pairs_smaller_than_the_patch_are_skipped_with_a_warning_and_batches_stay_reproducible(tmp_path):
+    root = make_sets(tmp_path, {})
+    for side in ("rainy", "clean"):  # a 40-pixel pair beside the bundled ones
+        write_rgb(root / "b" / side / "small.png", read_rgb(SAMPLES / side / "rocket.png")[:40, :40])
+    source = PairedFolder({"root": str(root), **PATTERNS})
+    with pytest.warns(UserWarning, match="small.png is smaller than the 64-pixel training patch: skipped"):
+        batches = [source.batch(np.random.default_rng([5, k]), 8, 64) for k in range(4)]
+    assert all(rainy.shape == (8, 64, 64, 3) for rainy, _ in batches)
+    assert source.too_small == {root / "b" / "rainy" / "small.png"}
+    again = source.batch(np.random.default_rng([5, 3]), 8, 64)
+    assert all(np.array_equal(a, b) for a, b in zip(again, batches[3], strict=True))
+
+
 def test_rain_kinds_are_chosen_by_name_and_unknown_ones_are_named(tmp_path):
     assert {"streaks", "layered"} <= set(RAIN_KINDS)
     with pytest.raises(VidderainError, match="unknown rain kind 'drizzle' \\(known: streaks, layered"):
@@ -95,8 +108,21 @@ def test_a_train_config_sets_a_rain_kinds_ranges(rng):
     assert all(np.abs(wet - dry).mean() > 0.02 for wet, dry in zip(rainy, clean, strict=True))
     with pytest.raises(VidderainError, match="rain kind 'layered' has no range 'fog' \\(known: additive"):
         rain_kind("layered", {"fog": 0.5})
-    with pytest.raises(VidderainError, match="rain kind 'streaks' has no ranges to set"):
+    with pytest.raises(VidderainError, match="rain kind 'streaks' has no range 'veil' \\(known: angle"):
         rain_kind("streaks", {"veil": 0.5})
+
+
+def test_the_first_renderers_ranges_set_its_density_and_default_to_what_it_always_drew():
+    clean = to_float(read_rgb(SAMPLES / "clean" / "coffee.png"))[:128, :128]
+
+    def rain_cover(ranges):
+        rainy = rain_kind("streaks", ranges)(clean, np.random.default_rng(3))
+        return float((np.abs(rainy - clean).max(axis=2) > 0.05).mean())
+
+    sparse, dense = rain_cover({"density": [0.2, 0.2]}), rain_cover({"density": [2.0, 2.0]})
+    assert dense > 3 * sparse > 0, (sparse, dense)
+    # Unset ranges draw exactly what the renderer drew before it had ranges: older recipes reproduce.
+    assert rain_cover({}) == rain_cover({"density": [0.2, 1.6], "motion_blur": [1, 7]})
 
 
 def test_layered_rain_is_dense_bright_and_near_vertical(rng):

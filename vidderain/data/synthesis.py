@@ -36,16 +36,32 @@ def register_rain(name: str) -> Callable[[RainKind], RainKind]:
     return register
 
 
-@register_rain("streaks")
-def streaks(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+@dataclass(frozen=True)
+class StreakRanges:
+    """Ranges the ``streaks`` kind (vidderain's first renderer) draws a RainStyle from. The defaults are
+    the ones it always used; its ``heavy`` preset (density 1.5, streaks to 48 px, widths to 3) sits near
+    their top, so a config that needs more heavy rain raises ``density``."""
+
+    density: tuple[float, float] = (0.2, 1.6)  # streaks per 1000 pixels
+    short_length: tuple[float, float] = (4.0, 12.0)
+    long_length: tuple[float, float] = (16.0, 48.0)
+    angle: tuple[float, float] = (-25.0, 25.0)
+    widest: tuple[int, int] = (1, 3)  # the widest streak's width in pixels
+    faint: tuple[float, float] = (0.1, 0.35)  # the faintest streak's peak
+    bright: tuple[float, float] = (0.45, 0.9)  # the brightest streak's peak
+    motion_blur: tuple[int, int] = (1, 7)
+
+
+def streaks(clean: np.ndarray, rng: np.random.Generator, ranges: StreakRanges | None = None) -> np.ndarray:
     """vidderain's first renderer (vidderain.data.rain): sparse anti-aliased lines, one direction."""
+    r = ranges or StreakRanges()
     style = RainStyle(
-        density=rng.uniform(0.2, 1.6),
-        length=(rng.uniform(4, 12), rng.uniform(16, 48)),
-        angle=rng.uniform(-25, 25),
-        width=(1, int(rng.integers(1, 4))),
-        intensity=(rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.9)),
-        motion_blur=int(rng.integers(1, 8)),
+        density=rng.uniform(*r.density),
+        length=(rng.uniform(*r.short_length), rng.uniform(*r.long_length)),
+        angle=rng.uniform(*r.angle),
+        width=(1, int(rng.integers(r.widest[0], r.widest[1] + 1))),
+        intensity=(rng.uniform(*r.faint), rng.uniform(*r.bright)),
+        motion_blur=int(rng.integers(r.motion_blur[0], r.motion_blur[1] + 1)),
     )
     return add_rain(clean, style, seed=int(rng.integers(2**31)))[0]
 
@@ -166,6 +182,8 @@ def render_layered(
     return np.clip(wet, 0, 1).astype(np.float32)
 
 
+RAIN_KINDS["streaks"] = streaks
+RAIN_RANGES["streaks"] = StreakRanges
 RAIN_KINDS["layered"] = render_layered
 RAIN_RANGES["layered"] = LayeredRain
 

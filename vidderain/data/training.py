@@ -16,6 +16,7 @@ it is given, so a batch depends on the seed and iteration number alone (see pipe
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -209,6 +210,8 @@ class PairedFolder:
         root = Path(spec["root"])
         self.pairs = find_pairs(root, layouts)
         self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []
+        self.too_small: set[Path] = set()  # pairs found under the patch size, skipped when drawn
+        self.reported: set[Path] = set()
         if spec.get("holdout"):
             self._hold_out(root, [str(name) for name in spec["holdout"]])
 
@@ -232,18 +235,36 @@ class PairedFolder:
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
-        for _ in range(size):
+        while len(rainy) < size:
             pair = self.pairs[rng.integers(len(self.pairs))]
             images = pair.load()
             if min(images[0].shape[:2]) < patch:
-                raise VidderainError(f"{pair.rainy} is smaller than the {patch}-pixel training patch")
+                # Pairs are read when drawn (a folder may hold 600,000), so a small one is found here;
+                # another is drawn rather than padding or rescaling its rain. Drawing again (not
+                # dropping it from the list) keeps a batch a function of its seed alone.
+                self._skip_small(pair, patch)
+                continue
             wet, dry = aligned_crops(images, patch, rng)
             rainy.append(to_float(wet))
             clean.append(to_float(dry))
+        self._report_skipped(patch)
         return np.stack(rainy), np.stack(clean)
 
     def validation_pairs(self) -> ValidationPairs:
         return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
+
+    def _skip_small(self, pair: Pair, patch: int) -> None:
+        self.too_small.add(pair.rainy)
+        # Checked on every skip: batches are drawn on several threads, any of which may see the last one.
+        if len(self.too_small) == len(self.pairs):
+            raise VidderainError(f"every training pair is smaller than the {patch}-pixel training patch")
+
+    def _report_skipped(self, patch: int) -> None:
+        """Warn once per skipped pair, after a batch was filled: when every pair is too small the error
+        above is the only message."""
+        for rainy in sorted(self.too_small - self.reported):
+            self.reported.add(rainy)
+            warnings.warn(f"{rainy} is smaller than the {patch}-pixel training patch: skipped", stacklevel=3)
 
 
 class MixedPairs:
