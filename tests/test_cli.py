@@ -168,3 +168,5 @@ def test_the_plain_progress_line_counts_minutes_down_not_up():
     assert progress_line(29, 75, 1.4) == "progress: 29/75 frames (39%), 1.4 fps, about 0 min 33 s left"
     assert progress_line(10, 1000, 2.0) == "progress: 10/1000 frames (1%), 2.0 fps, about 8 min 15 s left"
     assert progress_line(5, None, 1.0) == "progress: 5 frames, 1.0 fps"
+    assert progress_line(1, 60, 1 / 1.01).endswith("about 1 min 0 s left")  # 59.59 s, not '0 min 60 s'
+    assert progress_line(0, 60, 0.0) == "progress: 0/60 frames (0%), 0.0 fps"

@@ -25,6 +25,7 @@ from vidderain import __version__
 from vidderain.backends import BACKEND_NAMES, ONNX_OPSET
 from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
 from vidderain.errors import VidderainError
+from vidderain.progress import time_left
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -569,8 +570,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
 def progress_line(done: int, expected: int | None, fps: float) -> str:
     if not expected:
         return f"progress: {done} frames, {fps:.1f} fps"
-    left = max(expected - done, 0) / fps if fps > 0 else None
-    eta = f", about {int(left // 60)} min {round(left % 60)} s left" if left is not None else ""
+    eta = time_left(expected - done, fps)
     return f"progress: {done}/{expected} frames ({100 * done / expected:.0f}%), {fps:.1f} fps{eta}"
 
 

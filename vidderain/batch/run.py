@@ -25,6 +25,7 @@ from rich.table import Table
 
 from vidderain.batch.plan import BatchItem, BatchPlan, Manifest
 from vidderain.batch.work import FileOutcome, FileSettings, derain_file
+from vidderain.progress import time_left
 
 PROGRESS_LOG_SECONDS = 5.0  # a plain progress line this often when stderr is not a terminal
 TABLE_ROWS = 50  # more files than this: the table lists only the ones that did not finish
@@ -109,8 +110,7 @@ class BatchProgress:
         self.bar.update(self.task, completed=frames, total=total, files=files, fps=fps)
         if not self.quiet and not self.console.is_terminal and now - self.logged >= self.log_seconds:
             self.logged = now
-            left = (total - frames) / fps if fps > 0 else None
-            eta = f", about {int(left // 60)} min {round(left % 60)} s left" if left is not None else ""
+            eta = time_left(total - frames, fps)
             self.console.print(
                 f"progress: files {files}, frames {frames}/{total} ({100 * frames / total:.0f}%), "
                 f"{fps:.1f} fps{eta}",
