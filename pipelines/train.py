@@ -39,13 +39,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from vidderain.config import load_model_config, reject_unknown_keys
+from vidderain.config import ModelConfig, load_model_config, reject_unknown_keys
 from vidderain.data.training import PairSource, build_training_data
 from vidderain.errors import VidderainError
 from vidderain.inference import resolve_device
 from vidderain.metrics import WeightedLoss, mean_offset_y, psnr_y, ssim_y
 from vidderain.models import build_model
-from vidderain.weights import load_weights, save_weights
+from vidderain.weights import load_weights, read_config, save_weights
 
 PROGRESS_EVERY = 10  # iterations between updates of the live progress line
 # torch's probes (private, hence looked up by name) for CPUs that multiply bf16 natively.
@@ -101,6 +101,20 @@ def training_precision(device: torch.device, amp: bool) -> torch.dtype | None:
         return torch.float16
     cpu_bf16 = (getattr(torch.cpu, name, lambda: False)() for name in CPU_BF16_PROBES)
     return torch.bfloat16 if device.type == "cpu" and any(cpu_bf16) else None
+
+
+def initial_model(init: str | None, model_config: ModelConfig) -> torch.nn.Module:
+    """The network a run starts from: ``init``'s weights, or a random initialisation. Weights of the same
+    network with another count of recurrent stages load too: every stage runs the same parameters (the
+    paper's recurrence), so a variant with more or fewer stages fine-tunes from them."""
+    if not init:
+        return build_model(model_config)
+    stored = read_config(init)
+    if {**stored.architecture(), "stages": model_config.stages} == model_config.architecture():
+        model = build_model(model_config)
+        model.load_state_dict(load_weights(init, stored).state_dict())
+        return model
+    return load_weights(init, model_config)
 
 
 class Prefetcher:
@@ -205,7 +219,7 @@ def main() -> int:
         settings = config.train
         torch.manual_seed(settings["seed"])
         init = settings["init"]
-        model = (load_weights(init, model_config) if init else build_model(model_config)).to(device).train()
+        model = initial_model(init, model_config).to(device).train()
     except VidderainError as error:
         console.print(f"train: error: {error}", markup=False)
         return 2

@@ -169,6 +169,13 @@ def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):
     tuned = load_weights(tmp_path / "out" / "tiny.safetensors").state_dict()
     assert all(torch.equal(initial[name], tuned[name]) for name in initial)  # lr 0: the init, unchanged
 
+    # The same network with one more recurrent stage starts from the same parameters (stages share them).
+    model.write_text(yaml.safe_dump({**TINY.to_dict(), "name": "tiny3", "stages": TINY.stages + 1}))
+    train(config, tmp_path / "deeper")
+    deeper = load_weights(tmp_path / "deeper" / "tiny3.safetensors")
+    assert deeper.config.stages == TINY.stages + 1
+    assert all(torch.equal(initial[name], deeper.state_dict()[name]) for name in initial)
+
     spec["model"] = "rranet-lite"
     config.write_text(yaml.safe_dump(spec))
     result = run_train(config, tmp_path)
