@@ -105,7 +105,7 @@ def test_shipped_train_configs_are_valid():
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
     from vidderain.data.synthesis import rain_kind
-    from vidderain.data.training import PairedFolder, SyntheticPairs
+    from vidderain.data.training import ENTRY_KEYS, PairedFolder, SyntheticPairs
     from vidderain.metrics import WeightedLoss
 
     configs = sorted((ROOT / "configs" / "train").glob("*.yaml"))
@@ -122,8 +122,8 @@ def test_shipped_train_configs_are_valid():
             kinds = spec.get("rain", "streaks")
             kinds = {kinds: 1.0} if isinstance(kinds, str) else kinds
             for name, value in kinds.items():  # a share, or a share and the kind's ranges
-                ranges = {k: v for k, v in value.items() if k != "share"} if isinstance(value, dict) else {}
-                rain_kind(name, ranges)
+                value = value if isinstance(value, dict) else {}
+                rain_kind(value.get("kind", name), {k: v for k, v in value.items() if k not in ENTRY_KEYS})
         WeightedLoss(config.train["loss"])
 
 

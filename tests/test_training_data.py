@@ -97,8 +97,8 @@ def test_rain_kinds_are_chosen_by_name_and_unknown_ones_are_named(tmp_path):
 
 
 def test_a_train_config_sets_a_rain_kinds_ranges(rng):
-    def batch(layered):
-        data = SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain": {"layered": layered}})
+    def batch(layered, **entries):
+        data = SyntheticPairs({"clean": str(SAMPLES / "clean"), "rain": {"layered": layered, **entries}})
         return data.batch(np.random.default_rng(7), 4, 64)
 
     # No streaks and no veil: the crops come back as they went in; with a veil always, they never do.
@@ -106,6 +106,13 @@ def test_a_train_config_sets_a_rain_kinds_ranges(rng):
     assert np.allclose(rainy, clean, atol=1e-6)  # a screen blend of nothing rounds in float32
     rainy, clean = batch({"share": 1, "intensity": [0.0, 0.0], "veil": 1.0, "veil_transmission": [0.5, 0.5]})
     assert all(np.abs(wet - dry).mean() > 0.02 for wet, dry in zip(rainy, clean, strict=True))
+    # An entry under its own name renders the kind it names, with its own ranges.
+    rainy, clean = batch(
+        {"share": 1, "intensity": [0.0, 0.0], "veil": 0.0}, dense={"kind": "layered", "share": 1}
+    )
+    assert sum(not np.allclose(wet, dry, atol=1e-6) for wet, dry in zip(rainy, clean, strict=True)) > 0
+    with pytest.raises(VidderainError, match="unknown rain kind 'fog'"):
+        batch({"share": 1}, mist={"kind": "fog"})
     with pytest.raises(VidderainError, match="rain kind 'layered' has no range 'fog' \\(known: additive"):
         rain_kind("layered", {"fog": 0.5})
     with pytest.raises(VidderainError, match="rain kind 'streaks' has no range 'veil' \\(known: angle"):

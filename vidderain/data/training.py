@@ -83,6 +83,9 @@ def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
     return frames
 
 
+ENTRY_KEYS = ("share", "kind")  # the keys of a rain entry that are not the kind's ranges
+
+
 class SyntheticPairs:
     """Rain rendered over crops of clean photographs or video frames; ``holdout`` photos only validate.
 
@@ -91,7 +94,8 @@ class SyntheticPairs:
     (a folder of clean clips) with ``video_share`` (the fraction of crops taken from its frames) and
     ``video_every`` (seconds between the frames kept); ``holdout`` (bundled photo names kept for
     validation); ``rain`` (a rain kind of vidderain.data.synthesis, default ``streaks``, or a mapping of
-    kinds to their shares of the crops, or to ``{share: ..., <range>: ...}`` to change a kind's ranges);
+    kinds to their shares of the crops, or to ``{share: ..., <range>: ...}`` to change a kind's ranges;
+    an entry under another name renders ``kind: <kind>``, e.g. ``heavy-streaks: {kind: streaks, ...}``);
     ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a round trip of the rainy
     crop, so codec-blurred streaks are rain too); ``rain_free`` (the
     share of crops left dry, so the model learns to leave dry footage alone).
@@ -132,12 +136,13 @@ class SyntheticPairs:
         self.video_share = float(spec.get("video_share", 0.0)) if self.frames else 0.0
         kinds = spec.get("rain", "streaks")
         kinds = {kinds: 1.0} if isinstance(kinds, str) else dict(kinds)
-        # A kind's value is its share, or a mapping of its share and the ranges it renders with.
+        # A kind's value is its share, or a mapping of its share and the ranges it renders with; an entry
+        # named otherwise says which ``kind`` it renders, so one kind may appear twice with other ranges.
         kinds = {
             name: value if isinstance(value, dict) else {"share": value} for name, value in kinds.items()
         }
         self.kinds = [
-            rain_kind(name, {key: v for key, v in value.items() if key != "share"})
+            rain_kind(value.get("kind", name), {key: v for key, v in value.items() if key not in ENTRY_KEYS})
             for name, value in kinds.items()
         ]
         weights = np.array([float(value.get("share", 1.0)) for value in kinds.values()])
