@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -27,9 +28,16 @@ def vidderain(*args: object, timeout: float = 300) -> subprocess.CompletedProces
     )
 
 
+def _default_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def background(command: list[object], **kwargs: Any) -> Iterator[subprocess.Popen]:
-    """A process for the test to drive, killed when the test ends however it ends."""
+    """A process for the test to drive, killed when the test ends however it ends. Its Ctrl-C is the
+    default one even when the suite itself was started in the background (`cmd &` ignores SIGINT, and
+    the child would inherit that and never see the tests' Ctrl-C)."""
+    kwargs.setdefault("preexec_fn", _default_ctrl_c)
     process = subprocess.Popen([str(part) for part in command], **kwargs)
     try:
         yield process
