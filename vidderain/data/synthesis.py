@@ -28,9 +28,14 @@ RAIN_RANGES: dict[str, type] = {}
 __all__ = ["RAIN_KINDS", "RAIN_RANGES", "compress_h264", "compress_jpeg", "rain_kind", "register_rain"]
 
 
-def register_rain(name: str) -> Callable[[RainKind], RainKind]:
+def register_rain(name: str, ranges: type | None = None) -> Callable[[RainKind], RainKind]:
+    """Register a kind by name; ``ranges``, its dataclass of ranges a train config may set (the kind
+    then takes ``ranges=`` of it)."""
+
     def register(kind: RainKind) -> RainKind:
         RAIN_KINDS[name] = kind
+        if ranges is not None:
+            RAIN_RANGES[name] = ranges
         return kind
 
     return register
@@ -52,6 +57,7 @@ class StreakRanges:
     motion_blur: tuple[int, int] = (1, 7)
 
 
+@register_rain("streaks", StreakRanges)
 def streaks(clean: np.ndarray, rng: np.random.Generator, ranges: StreakRanges | None = None) -> np.ndarray:
     """vidderain's first renderer (vidderain.data.rain): sparse anti-aliased lines, one direction."""
     r = ranges or StreakRanges()
@@ -148,6 +154,7 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, low: float, 
     return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
+@register_rain("layered", LayeredRain)
 def render_layered(
     clean: np.ndarray, rng: np.random.Generator, ranges: LayeredRain | None = None
 ) -> np.ndarray:
@@ -180,12 +187,6 @@ def render_layered(
         airlight = rng.uniform(*r.veil_airlight) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
         wet = wet * transmission + np.clip(airlight, 0, 1) * (1 - transmission)
     return np.clip(wet, 0, 1).astype(np.float32)
-
-
-RAIN_KINDS["streaks"] = streaks
-RAIN_RANGES["streaks"] = StreakRanges
-RAIN_KINDS["layered"] = render_layered
-RAIN_RANGES["layered"] = LayeredRain
 
 
 def rain_kind(name: str, ranges: dict[str, Any] | None = None) -> RainKind:
