@@ -1,5 +1,6 @@
-"""Benchmark one training iteration (forward, float32 loss, backward, Adam step) in float32 and in the
-mixed precision pipelines/train.py picks for the device (bf16 on CPUs with native bf16, fp16 on CUDA).
+"""Benchmark one training iteration (train.py's TrainingStep: forward, float32 loss, backward, Adam) in
+float32 and in the mixed precision train.py picks for the device (bf16 on CPUs with native bf16, fp16 on
+CUDA).
 
     python pipelines/bench_train.py [--model rranet-lite] [--batch 8] [--patch 96] [--threads 1] [--repeats 5]
 
@@ -23,29 +24,23 @@ from vidderain.metrics import WeightedLoss
 from vidderain.models import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train import training_precision
+from train import TrainingStep, training_precision
 
 ROUNDS = 3  # alternations of the two precisions; each times ``repeats`` iterations
 
 
-def iteration_seconds(model, optimizer, loss_fn, rainy, clean, precision, repeats: int) -> list[float]:
-    def step() -> None:
-        with torch.autocast(rainy.device.type, dtype=precision, enabled=precision is not None):
-            derained = model(rainy)
-        loss = loss_fn(derained.float(), clean)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+def iteration_seconds(
+    step: TrainingStep, rainy: torch.Tensor, clean: torch.Tensor, repeats: int
+) -> list[float]:
+    def timed() -> float:
+        started = time.perf_counter()
+        step(rainy, clean)
         if rainy.device.type == "cuda":
             torch.cuda.synchronize()
+        return time.perf_counter() - started
 
-    step()  # warm-up: oneDNN / cuDNN pick their kernels
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return times
+    timed()  # warm-up: oneDNN / cuDNN pick their kernels
+    return [timed() for _ in range(repeats)]
 
 
 def main() -> int:
@@ -69,10 +64,17 @@ def main() -> int:
     loss_fn = WeightedLoss({"ssim": 1.0, "l1": 1.0})
     rainy = torch.rand(args.batch, 3, args.patch, args.patch, device=device)
     clean = torch.rand_like(rainy)
-    times: dict[str, list[float]] = {"float32": [], str(mixed).removeprefix("torch."): []}
+    # The step train.py runs, loss scaling included where it scales (fp16 on CUDA).
+    steps = {
+        "float32": TrainingStep(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), loss_fn, None),
+        str(mixed).removeprefix("torch."): TrainingStep(
+            model, optimizer, torch.amp.GradScaler("cuda", enabled=mixed == torch.float16), loss_fn, mixed
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(ROUNDS):
-        for name, precision in zip(times, (None, mixed), strict=True):
-            times[name] += iteration_seconds(model, optimizer, loss_fn, rainy, clean, precision, args.repeats)
+        for name, step in steps.items():
+            times[name] += iteration_seconds(step, rainy, clean, args.repeats)
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"{args.model}, batch {args.batch} x {args.patch} px, {device}, {args.threads} thread(s):")
     for name, seconds in medians.items():

@@ -92,15 +92,37 @@ def load_train_config(path: Path) -> TrainConfig:
 
 def training_precision(device: torch.device, amp: bool) -> torch.dtype | None:
     """The autocast dtype of the forward pass, or None for float32. fp16 (with loss scaling) on CUDA;
-    bf16 on a CPU with native bf16 dot products (AVX512-BF16 or AMX: 1.8x the float32 iterations per
-    second on this project's EPYC core). Weights, optimiser, RLCN (float64 box sums) and the loss stay
-    float32, so SSIM's E[x^2] - E[x]^2 does not cancel to noise."""
+    bf16 on a CPU with native bf16 dot products (AVX512-BF16 or AMX: 1.67x the float32 iterations a
+    second on this project's EPYC core, pipelines/bench_train.py). Weights, optimiser, RLCN (float64 box
+    sums) and the loss stay float32, so SSIM's E[x^2] - E[x]^2 does not cancel to noise."""
     if not amp:
         return None
     if device.type == "cuda":
         return torch.float16
     cpu_bf16 = (getattr(torch.cpu, name, lambda: False)() for name in CPU_BF16_PROBES)
     return torch.bfloat16 if device.type == "cpu" and any(cpu_bf16) else None
+
+
+@dataclass
+class TrainingStep:
+    """One optimiser step: the forward pass under ``precision``'s autocast, the loss in float32, loss
+    scaling where ``scaler`` is enabled (fp16 on CUDA). pipelines/bench_train.py times this same step."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss_fn: torch.nn.Module
+    precision: torch.dtype | None
+
+    def __call__(self, rainy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(rainy.device.type, dtype=self.precision, enabled=self.precision is not None):
+            derained = self.model(rainy)
+        loss = self.loss_fn(derained.float(), clean)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
 
 
 def initial_model(init: str | None, model_config: ModelConfig) -> torch.nn.Module:
@@ -255,6 +277,7 @@ def main() -> int:
     except ValueError as error:
         console.print(f"train: error: {args.config}: train.loss: {error}", markup=False)
         return 2
+    step = TrainingStep(model, optimizer, scaler, loss_fn, precision)
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
     try:
@@ -266,13 +289,7 @@ def main() -> int:
                 if iteration == start + 1:  # once the data has proved itself: bad data is a one-line error
                     name = str(precision or torch.float32).removeprefix("torch.")
                     progress.console.print(f"precision: {name} on {device}", markup=False)
-                with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
-                    derained = model(to_tensor(rainy, device))
-                loss = loss_fn(derained.float(), to_tensor(clean, device))
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                loss = step(to_tensor(rainy, device), to_tensor(clean, device))
                 schedule.step()
                 done = iteration - start
                 final = iteration == settings["iterations"]
