@@ -2,7 +2,8 @@
 
 ``RAIN_KINDS`` is the one seam for new kinds of rain (a new kind is a function here plus one registry
 line): a train config's ``data.synthetic.rain`` picks one. Codec round trips (JPEG, H.264 through PyAV)
-come after the rain, as in the footage users derain.
+come after the rain, as in the footage users derain. Kinds registered with ``needs_layers`` render real
+rain layers (``rainy - clean`` of the training pairs) and are given them as ``layers=``.
 """
 
 from __future__ import annotations
@@ -24,18 +25,32 @@ RainKind = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 RAIN_KINDS: dict[str, RainKind] = {}
 # Kinds whose ranges a train config may narrow or widen: the kind takes ``ranges=`` of this dataclass.
 RAIN_RANGES: dict[str, type] = {}
+# Kinds that transplant the training pairs' rain layers: they take ``layers=`` (float32, rainy - clean).
+NEEDS_LAYERS: set[str] = set()
 
-__all__ = ["RAIN_KINDS", "RAIN_RANGES", "compress_h264", "compress_jpeg", "rain_kind", "register_rain"]
+__all__ = [
+    "NEEDS_LAYERS",
+    "RAIN_KINDS",
+    "RAIN_RANGES",
+    "compress_h264",
+    "compress_jpeg",
+    "rain_kind",
+    "register_rain",
+]
 
 
-def register_rain(name: str, ranges: type | None = None) -> Callable[[RainKind], RainKind]:
+def register_rain(
+    name: str, ranges: type | None = None, needs_layers: bool = False
+) -> Callable[[RainKind], RainKind]:
     """Register a kind by name; ``ranges``, its dataclass of ranges a train config may set (the kind
-    then takes ``ranges=`` of it)."""
+    then takes ``ranges=`` of it); ``needs_layers``, the kind renders the training pairs' rain layers."""
 
     def register(kind: RainKind) -> RainKind:
         RAIN_KINDS[name] = kind
         if ranges is not None:
             RAIN_RANGES[name] = ranges
+        if needs_layers:
+            NEEDS_LAYERS.add(name)
         return kind
 
     return register
@@ -189,13 +204,70 @@ def render_layered(
     return np.clip(wet, 0, 1).astype(np.float32)
 
 
-def rain_kind(name: str, ranges: dict[str, Any] | None = None) -> RainKind:
+@dataclass(frozen=True)
+class PairRain:
+    """Ranges the ``pairs`` kind draws from: real benchmark rain moved onto other backgrounds."""
+
+    gain: tuple[float, float] = (0.7, 1.1)  # scales the layer: lighter and about as heavy as the pairs
+    scale: tuple[float, float] = (0.75, 1.35)  # zoom of the layer crop: streak width and length vary
+    second_layer: float = 0.15  # chance a second pair's rain falls over the first (a screen blend)
+
+
+def _layer_crop(
+    layer: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, scale: float
+) -> np.ndarray:
+    """A random crop of ``layer`` covering ``shape`` at ``scale``, flipped half the time, resized to it."""
+    height = min(max(round(shape[0] / scale), 1), layer.shape[0])
+    width = min(max(round(shape[1] / scale), 1), layer.shape[1])
+    top = int(rng.integers(layer.shape[0] - height + 1))
+    left = int(rng.integers(layer.shape[1] - width + 1))
+    crop = layer[top : top + height, left : left + width]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if crop.shape[:2] == shape:
+        return np.ascontiguousarray(crop)
+    return cv2.resize(np.ascontiguousarray(crop), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@register_rain("pairs", PairRain, needs_layers=True)
+def transplant_pair_rain(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    ranges: PairRain | None = None,
+    layers: list[np.ndarray] | tuple[np.ndarray, ...] = (),
+) -> np.ndarray:
+    """The rain layer of a training pair (``rainy - clean``: streaks and the haze the benchmarks add),
+    cropped, zoomed, flipped and scaled, added over ``clean``: rain with the benchmarks' own statistics
+    over any background (after RainMix, Guo et al. 2021)."""
+    r = ranges or PairRain()
+
+    def draw() -> np.ndarray:
+        layer = layers[rng.integers(len(layers))]
+        return rng.uniform(*r.gain) * _layer_crop(layer, clean.shape[:2], rng, rng.uniform(*r.scale))
+
+    rain = draw()
+    if rng.random() < r.second_layer:  # screen-blended over the first's streaks, added where it darkens
+        rain = rain + np.clip(draw(), 0, 1) * (1 - np.clip(rain, 0, 1))
+    return np.clip(clean + rain, 0, 1).astype(np.float32)
+
+
+def rain_kind(
+    name: str, ranges: dict[str, Any] | None = None, layers: list[np.ndarray] | None = None
+) -> RainKind:
     """The kind ``name``, with the fields of its ranges dataclass that ``ranges`` names replaced
-    (lists become tuples, as the dataclass's ranges are)."""
+    (lists become tuples, as the dataclass's ranges are); ``layers``, the training pairs' rain layers,
+    for the kinds that render them."""
     if name not in RAIN_KINDS:
         raise VidderainError(f"unknown rain kind '{name}' (known: {', '.join(RAIN_KINDS)})")
+    kind = RAIN_KINDS[name]
+    if name in NEEDS_LAYERS:
+        if not layers:
+            raise VidderainError(
+                f"rain kind '{name}' renders the rain of the training pairs: the config needs data.paired"
+            )
+        kind = functools.partial(kind, layers=layers)
     if not ranges:
-        return RAIN_KINDS[name]
+        return kind
     if name not in RAIN_RANGES:
         raise VidderainError(f"rain kind '{name}' has no ranges to set")
     known = {field.name for field in fields(RAIN_RANGES[name])}
@@ -205,4 +277,4 @@ def rain_kind(name: str, ranges: dict[str, Any] | None = None) -> RainKind:
             f"rain kind '{name}' has no range '{unknown[0]}' (known: {', '.join(sorted(known))})"
         )
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in ranges.items()}
-    return functools.partial(RAIN_KINDS[name], ranges=RAIN_RANGES[name](**values))
+    return functools.partial(kind, ranges=RAIN_RANGES[name](**values))

@@ -10,7 +10,8 @@ it is given, so a batch depends on the seed and iteration number alone (see pipe
 - ``synthetic``: rain rendered over random crops of clean photographs (the bundled ones, or folders of
   images) and frames of clean videos (which keep their real compression), in one of the rain kinds of
   ``vidderain.data.synthesis``; then, sometimes, a JPEG or H.264 round trip of the rainy crop.
-- both: ``share`` of each says what fraction of every batch comes from it.
+- both: ``share`` of each says what fraction of every batch comes from it; and the ``pairs`` rain kind
+  moves the paired source's rain layers (``rainy - clean`` of its training pairs) onto the clean crops.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
-from vidderain.data.synthesis import compress_h264, compress_jpeg, rain_kind
+from vidderain.data.synthesis import NEEDS_LAYERS, compress_h264, compress_jpeg, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
@@ -96,9 +97,10 @@ class SyntheticPairs:
     validation); ``rain`` (a rain kind of vidderain.data.synthesis, default ``streaks``, or a mapping of
     kinds to their shares of the crops, or to ``{share: ..., <range>: ...}`` to change a kind's ranges;
     an entry under another name renders ``kind: <kind>``, e.g. ``heavy-streaks: {kind: streaks, ...}``);
-    ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a round trip of the rainy
-    crop, so codec-blurred streaks are rain too); ``rain_free`` (the
-    share of crops left dry, so the model learns to leave dry footage alone).
+    the ``pairs`` kind renders the rain layers of ``paired``, the config's paired source (loaded at once:
+    for sets of hundreds of pairs, not SPA-Data's 600,000); ``jpeg`` and ``h264`` (``probability`` and a
+    ``quality`` or ``crf`` range of a round trip of the rainy crop, so codec-blurred streaks are rain
+    too); ``rain_free`` (the share of crops left dry, so the model learns to leave dry footage alone).
     """
 
     KEYS = (
@@ -115,7 +117,7 @@ class SyntheticPairs:
         "share",
     )
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], paired: PairedFolder | None = None) -> None:
         reject_unknown_keys(spec, self.KEYS, "train config", "data.synthetic.")
         folders = spec.get("clean")
         photos: dict[str, np.ndarray] = {}
@@ -141,8 +143,12 @@ class SyntheticPairs:
         kinds = {
             name: value if isinstance(value, dict) else {"share": value} for name, value in kinds.items()
         }
+        needs_layers = any(value.get("kind", name) in NEEDS_LAYERS for name, value in kinds.items())
+        layers = paired.rain_layers() if paired and needs_layers else None
         self.kinds = [
-            rain_kind(value.get("kind", name), {key: v for key, v in value.items() if key not in ENTRY_KEYS})
+            rain_kind(
+                value.get("kind", name), {key: v for key, v in value.items() if key not in ENTRY_KEYS}, layers
+            )
             for name, value in kinds.items()
         ]
         weights = np.array([float(value.get("share", 1.0)) for value in kinds.values()])
@@ -258,6 +264,10 @@ class PairedFolder:
     def validation_pairs(self) -> ValidationPairs:
         return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
 
+    def rain_layers(self) -> list[np.ndarray]:
+        """``rainy - clean`` of every training pair (held-out pairs and their copies are not among them)."""
+        return [to_float(rainy) - to_float(clean) for rainy, clean in (p.load() for p in self.pairs)]
+
     def _skip_small(self, pair: Pair, patch: int) -> None:
         self.too_small.add(pair.rainy)
         # Checked on every skip: batches are drawn on several threads, any of which may see the last one.
@@ -308,7 +318,10 @@ def build_training_data(data: dict[str, Any], where: str) -> PairSource:
     named = [name for name in SOURCES if name in data]
     if not named:
         raise VidderainError(f"{where}: 'data' needs 'paired', 'synthetic' or both")
-    sources = [
-        (SOURCES[name](data[name] or {}), float((data[name] or {}).get("share", 1.0))) for name in named
-    ]
+    specs = {name: data[name] or {} for name in named}
+    paired = PairedFolder(specs["paired"]) if "paired" in specs else None
+    built = {"paired": paired} if paired else {}
+    if "synthetic" in specs:  # after paired: it may render the paired source's rain layers
+        built["synthetic"] = SyntheticPairs(specs["synthetic"], paired)
+    sources = [(built[name], float(specs[name].get("share", 1.0))) for name in named]
     return sources[0][0] if len(sources) == 1 else MixedPairs(sources)
