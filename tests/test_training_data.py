@@ -201,3 +201,61 @@ def test_bundled_photos_and_image_folders_train_together_and_the_holdout_stays_o
     assert rocket.shape == (427, 640, 3)
     rainy, clean = source.batch(np.random.default_rng(3), 4, 64)
     assert rainy.shape == clean.shape == (4, 64, 64, 3)
+
+
+def test_pairs_rain_moves_the_training_pairs_rain_layers_and_never_a_held_out_ones(tmp_path):
+    # Training pair: vertical streaks every 8th column over a photograph; held-out pair: horizontal ones.
+    chelsea = read_rgb(SAMPLES / "clean" / "chelsea.png")
+    photos = {"a": chelsea[:128, :128], "held": chelsea[128:256, 128:256]}  # held out by its pixels
+    streaks = {"a": np.zeros((128, 128, 3), np.uint8), "held": np.zeros((128, 128, 3), np.uint8)}
+    streaks["a"][:, ::8] = 80
+    streaks["held"][::8] = 80
+    for folder in ("pairs/clean", "pairs/rainy", "backgrounds"):
+        (tmp_path / folder).mkdir(parents=True)
+    for name, layer in streaks.items():
+        photo = photos[name]
+        write_rgb(tmp_path / "pairs" / "clean" / f"{name}.png", photo)
+        write_rgb(
+            tmp_path / "pairs" / "rainy" / f"{name}.png",
+            np.clip(photo.astype(int) + layer, 0, 255).astype(np.uint8),
+        )
+    background = tmp_path / "backgrounds"
+    write_rgb(background / "coffee.png", read_rgb(SAMPLES / "clean" / "coffee.png"))
+    data = build_training_data(
+        {
+            "paired": {
+                "root": str(tmp_path / "pairs"),
+                "layout": "rainy-clean",
+                "holdout": ["rainy/held.png"],
+                "share": 1,
+            },
+            "synthetic": {
+                "clean": str(background),
+                "share": 3,
+                "rain": {"pairs": {"gain": [1, 1], "scale": [1, 1], "second_layer": 0}},
+            },
+        },
+        "test config",
+    )
+    for iteration in range(4):
+        rainy, clean = data.batch(np.random.default_rng([3, iteration]), 4, 64)
+        for wet, dry in zip(rainy[1:], clean[1:], strict=True):  # the synthetic three of each batch
+            added = (wet - dry).max(axis=(0, 2))  # per column: the rain it gained
+            wet_columns = np.flatnonzero(added > 0.1)
+            assert len(wet_columns) == 8 and set(np.diff(wet_columns)) == {8}, added
+            dry_columns = np.setdiff1d(np.arange(64), wet_columns)
+            assert np.abs(wet - dry)[:, dry_columns].max() < 1e-6  # no held-out (horizontal) rain
+    # Zoomed twice, the streaks are twice as far apart; at half gain, half as bright.
+    zoomed = SyntheticPairs(
+        {
+            "clean": str(background),
+            "rain": {"pairs": {"gain": [0.5, 0.5], "scale": [2, 2], "second_layer": 0}},
+        },
+        data.sources[0][0],
+    )
+    wet, dry = zoomed.batch(np.random.default_rng(5), 1, 64)
+    added = (wet[0] - dry[0]).max(axis=(0, 2))
+    assert 3 <= len(peaks := np.flatnonzero(added > 0.5 * added.max())) <= 10 and np.diff(peaks).max() >= 14
+    assert 0.1 < added.max() < 0.2  # 80 levels (0.31) at half gain
+    with pytest.raises(VidderainError, match="rain kind 'pairs' renders the rain of the training pairs"):
+        SyntheticPairs({"clean": str(background), "rain": "pairs"})
