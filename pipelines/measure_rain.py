@@ -14,7 +14,8 @@ Directions and sizes are measured on the layer blurred by ANTI_ALIAS_SIGMA (so w
 Renders use each pair's clean image with several random draws, so backgrounds match. Writes a Markdown
 table of medians and quartiles (real vs rendered), OUT.md, and a picture of real and rendered crops, OUT.jpg.
 Pairs listed with ``--exclude`` (the validation split) are not measured: the renderer is fitted on
-training pairs only.
+training pairs only. Kinds that move the pairs' own rain layers (``pairs``) render over each clean image
+the layers of the other pairs, never its own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 
 from vidderain.data.paired import PairLayout, find_pairs
-from vidderain.data.synthesis import RAIN_KINDS
+from vidderain.data.synthesis import NEEDS_LAYERS, rain_kind
 from vidderain.imageio import to_float, to_uint8, write_rgb
 
 RAIN_THRESHOLD = 0.05
@@ -125,8 +126,13 @@ def main() -> None:
     results = {"real pairs": [measure(rainy, clean) for rainy, clean in loaded]}
     rng = np.random.default_rng(0)
     crops = {"real pairs": [rainy for rainy, _ in loaded]}
+    layers = [rainy - clean for rainy, clean in loaded]
     for kind in args.kind:
-        renders = [(RAIN_KINDS[kind](clean, rng), clean) for _, clean in loaded for _ in range(args.draws)]
+        renders = []
+        for index, (_, clean) in enumerate(loaded):
+            others = layers[:index] + layers[index + 1 :] if kind in NEEDS_LAYERS else None
+            render = rain_kind(kind, layers=others)
+            renders += [(render(clean, rng), clean) for _ in range(args.draws)]
         results[f"`{kind}` renders"] = [measure(wet, clean) for wet, clean in renders]
         crops[f"`{kind}` renders"] = [wet for wet, _ in renders[:: args.draws]]
 

@@ -216,9 +216,12 @@ class PairRain:
 def _layer_crop(
     layer: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, scale: float
 ) -> np.ndarray:
-    """A random crop of ``layer`` covering ``shape`` at ``scale``, flipped half the time, resized to it."""
-    height = min(max(round(shape[0] / scale), 1), layer.shape[0])
-    width = min(max(round(shape[1] / scale), 1), layer.shape[1])
+    """A random crop of ``layer`` covering ``shape`` at ``scale``, flipped half the time, resized to it;
+    a layer smaller than the crop is mirrored out to it (stretching it would change the streaks' width)."""
+    height, width = max(round(shape[0] / scale), 1), max(round(shape[1] / scale), 1)
+    short = (max(height - layer.shape[0], 0), max(width - layer.shape[1], 0))
+    if any(short):
+        layer = np.pad(layer, ((0, short[0]), (0, short[1]), (0, 0)), mode="symmetric")
     top = int(rng.integers(layer.shape[0] - height + 1))
     left = int(rng.integers(layer.shape[1] - width + 1))
     crop = layer[top : top + height, left : left + width]
