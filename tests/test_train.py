@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import torch
 import yaml
 
@@ -123,7 +124,8 @@ def test_shipped_train_configs_are_valid():
             kinds = {kinds: 1.0} if isinstance(kinds, str) else kinds
             for name, value in kinds.items():  # a share, or a share and the kind's ranges
                 value = value if isinstance(value, dict) else {}
-                rain_kind(value.get("kind", name), {k: v for k, v in value.items() if k not in ENTRY_KEYS})
+                ranges = {k: v for k, v in value.items() if k not in ENTRY_KEYS}
+                rain_kind(value.get("kind", name), ranges, layers=[np.zeros((8, 8, 3), np.float32)])
         WeightedLoss(config.train["loss"])
 
 
