@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,6 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "images"
 # Graphs the CPU backends export go to a cache shared by this run's processes, not the user's ~/.cache.
 os.environ.setdefault("VIDDERAIN_CACHE", tempfile.mkdtemp(prefix="vidderain-test-cache-"))
+
+
+def pipeline(name: str) -> ModuleType:
+    """A script of pipelines/ imported as a module (they are scripts beside the package, not in it)."""
+    sys.path.insert(0, str(ROOT / "pipelines"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def image_tensor(path: Path) -> torch.Tensor:

@@ -9,18 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.imageio import read_rgb, write_rgb
 
 
 @pytest.fixture(scope="module")
 def video():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        import evaluate_video
-    finally:
-        sys.path.pop(0)
-    return evaluate_video
+    return pipeline("evaluate_video")
 
 
 def pan(image: np.ndarray, frames: int, step: int, size: tuple[int, int] = (160, 200)) -> list[np.ndarray]:

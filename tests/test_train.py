@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import yaml
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.config import load_model_config
 from vidderain.imageio import read_rgb, write_rgb
 from vidderain.models import build_model
@@ -98,11 +98,7 @@ def test_bad_training_data_is_one_line_error(tmp_path):
 
 
 def test_shipped_train_configs_are_valid():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from train import load_train_config
-    finally:
-        sys.path.pop(0)
+    load_train_config = pipeline("train").load_train_config
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
     from vidderain.data.synthesis import rain_kind

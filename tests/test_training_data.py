@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.data.synthesis import RAIN_KINDS, compress_h264, rain_kind, render_layered
 from vidderain.data.training import (
     MixedPairs,
@@ -133,11 +132,7 @@ def test_the_first_renderers_ranges_set_its_density_and_default_to_what_it_alway
 
 
 def test_layered_rain_is_dense_bright_and_near_vertical(rng):
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from measure_rain import measure
-    finally:
-        sys.path.pop(0)
+    measure = pipeline("measure_rain").measure
     clean = to_float(read_rgb(SAMPLES / "clean" / "astronaut.png"))
     stats = [measure(render_layered(clean, np.random.default_rng(seed)), clean) for seed in range(12)]
     coverage = np.median([s["coverage"] for s in stats])
@@ -150,11 +145,7 @@ def test_layered_rain_is_dense_bright_and_near_vertical(rng):
 
 
 def test_rain_measurements_recover_a_known_streak_direction_and_size():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from measure_rain import measure
-    finally:
-        sys.path.pop(0)
+    measure = pipeline("measure_rain").measure
     from vidderain.data.synthesis import streak_layer
 
     for angle in (-20.0, 0.0, 15.0):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.config import load_model_config
 from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb, to_float
@@ -19,12 +19,7 @@ WIDE = ROOT / "configs" / "models" / "rranet-lite-wide.yaml"
 
 @pytest.fixture(scope="module")
 def widen():
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from widen import widen
-    finally:
-        sys.path.pop(0)
-    return widen
+    return pipeline("widen").widen
 
 
 def test_widened_weights_derain_a_photo_as_before_and_noise_only_nudges_them(widen):
@@ -63,11 +58,7 @@ def test_the_script_writes_weights_of_the_wider_config_or_says_why_not(tmp_path,
     assert result.returncode == 0, result.stderr
     assert load_weights(out).config.widths == (24, 48, 96, 192)
     assert read_metadata(out)["vidderain.widened_from"] == str(weights)
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        from widen import main
-    finally:
-        sys.path.pop(0)
+    main = pipeline("widen").main
     monkeypatch.setattr(sys, "argv", [*command[1:4], "--config", "rranet", "--out", str(out)])
     with pytest.raises(SystemExit, match=r"^widen: widening keeps stages: the configs differ there$"):
         main()
