@@ -70,7 +70,7 @@ def main() -> None:
     for name, model in models.items():
         config = model.config
         table.add_row(
-            name,
+            Path(name).name,  # a config name, or the file name of a YAML or weights path
             f"{'-'.join(map(str, config.widths))} x {config.stages}",
             f"{flops_per_frame(config, 1080, 1920) / 1e9:.0f}",
             f"{fps[name]:.2f}",
