@@ -24,7 +24,7 @@ from vidderain.config import ModelConfig, load_model_config
 from vidderain.errors import VidderainError
 from vidderain.models import build_model
 from vidderain.models.rranet_arch import RRANet
-from vidderain.weights import load_weights, read_config, save_weights
+from vidderain.weights import load_weights, save_weights
 
 # A dimension of a weight: None (not widened: image channels, attention channels), or the level whose
 # channels it indexes, repeated for concatenations ([x, h] of a ConvLSTM, [F', up] of a decoder block).
@@ -139,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         config = load_model_config(args.config)
-        model = load_weights(args.weights, read_config(args.weights))
+        model = load_weights(args.weights)
         wide = widen(model, config, args.seed, args.noise)
     except VidderainError as error:
         raise SystemExit(f"widen: {error}") from None

@@ -306,22 +306,20 @@ class MixedPairs:
         return next((pairs for source, _ in self.sources if (pairs := source.validation_pairs())), [])
 
 
-SOURCES: dict[str, type[SyntheticPairs] | type[PairedFolder]] = {
-    "paired": PairedFolder,
-    "synthetic": SyntheticPairs,
-}
+# The sources a data section may name, in the order they are built and fill a batch: paired first (the
+# synthetic source may render its rain layers, and it validates).
+SOURCES = ("paired", "synthetic")
 
 
 def build_training_data(data: dict[str, Any], where: str) -> PairSource:
     """The source(s) a train config's ``data`` section names; a mix where it names more than one."""
-    reject_unknown_keys(data, tuple(SOURCES), where, "data.")
-    named = [name for name in SOURCES if name in data]
-    if not named:
+    reject_unknown_keys(data, SOURCES, where, "data.")
+    specs = {name: data[name] or {} for name in SOURCES if name in data}
+    if not specs:
         raise VidderainError(f"{where}: 'data' needs 'paired', 'synthetic' or both")
-    specs = {name: data[name] or {} for name in named}
     paired = PairedFolder(specs["paired"]) if "paired" in specs else None
-    built = {"paired": paired} if paired else {}
-    if "synthetic" in specs:  # after paired: it may render the paired source's rain layers
+    built: dict[str, PairSource] = {"paired": paired} if paired else {}
+    if "synthetic" in specs:
         built["synthetic"] = SyntheticPairs(specs["synthetic"], paired)
-    sources = [(built[name], float(specs[name].get("share", 1.0))) for name in named]
+    sources = [(source, float(specs[name].get("share", 1.0))) for name, source in built.items()]
     return sources[0][0] if len(sources) == 1 else MixedPairs(sources)
