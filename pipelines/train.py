@@ -10,6 +10,10 @@ the uninterrupted run would have: with the model, optimiser and schedule restore
 parameters come out bit-for-bit the same on the CPU (same thread count); on CUDA, cuDNN's algorithm
 choices and atomics make a resumed run close to, not identical with, an uninterrupted one. The last step
 exports the weights with their config (safetensors) as OUT/NAME.safetensors.
+
+``train.ema`` (a decay, e.g. 0.999; 0 turns it off) keeps an exponential moving average of the parameters,
+as BasicSR's ``ema_decay`` does: validation, best.safetensors and the export are then the average, which
+smooths the step-to-step noise of small-batch training; the training step itself is unchanged.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vidderain.config import ModelConfig, load_model_config, reject_unknown_keys
 from vidderain.data.training import PairSource, build_training_data
@@ -63,6 +68,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "amp": True,  # mixed precision where the hardware has it: see training_precision
     "init": None,  # start from these weights (fine-tuning) instead of a random initialisation
     "loss": {"ssim": 1.0},  # weighted terms of vidderain.metrics.TRAINING_LOSSES; the paper's -SSIM alone
+    "ema": 0.0,  # decay of the parameters' moving average that is validated and exported; 0: none
 }
 
 
@@ -123,6 +129,15 @@ class TrainingStep:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss
+
+
+def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """The exponential moving average of ``model``'s parameters (and buffers), or None for ``decay`` 0."""
+    if not 0 <= decay < 1:
+        raise VidderainError(f"train.ema is a decay in [0, 1), not {decay}")
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def initial_model(init: str | None, model_config: ModelConfig) -> torch.nn.Module:
@@ -242,6 +257,7 @@ def main() -> int:
         torch.manual_seed(settings["seed"])
         init = settings["init"]
         model = initial_model(init, model_config).to(device).train()
+        average = moving_average(model, float(settings["ema"]))
     except VidderainError as error:
         console.print(f"train: error: {error}", markup=False)
         return 2
@@ -262,13 +278,17 @@ def main() -> int:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         start = state["iteration"]
         best = state.get("best_psnr_y", best)
         console.print(f"resumed {args.resume} at iteration {start}")
 
+    # The weights that are validated and exported: the moving average where there is one.
+    evaluated = model if average is None else average.module
     if start == 0 and init:
         # The weights a fine-tune starts from set the bar: best.safetensors is written only above it.
-        scores = validate(model, data.validation_pairs(), device)
+        scores = validate(evaluated, data.validation_pairs(), device)
         if scores:
             best = scores.psnr_y
             console.print(f"init {init} | {scores}")
@@ -291,6 +311,8 @@ def main() -> int:
                     progress.console.print(f"precision: {name} on {device}", markup=False)
                 loss = step(to_tensor(rainy, device), to_tensor(clean, device))
                 schedule.step()
+                if average is not None:
+                    average.update_parameters(model)
                 done = iteration - start
                 final = iteration == settings["iterations"]
                 validating = iteration % settings["validate_every"] == 0 or final
@@ -303,7 +325,7 @@ def main() -> int:
                 progress.update(task, completed=iteration, status=status)
                 line = f"iter {iteration}/{settings['iterations']} {status}"
                 if validating:
-                    scores = validate(model, data.validation_pairs(), device)
+                    scores = validate(evaluated, data.validation_pairs(), device)
                     if scores:
                         line += f" | {scores}"
                         if scores.psnr_y > best:
@@ -313,7 +335,7 @@ def main() -> int:
                                 "vidderain.iterations": str(iteration),
                                 "vidderain.validation_psnr_y": f"{best:.3f}",
                             }
-                            save_weights(model, args.out / "best.safetensors", metadata)
+                            save_weights(evaluated, args.out / "best.safetensors", metadata)
                             line += " (best so far: best.safetensors)"
                 if checkpointing:
                     state = {
@@ -325,6 +347,8 @@ def main() -> int:
                         "config": config.__dict__,
                         "best_psnr_y": best,
                     }
+                    if average is not None:
+                        state["ema"] = average.state_dict()
                     save_checkpoint(args.out / "checkpoint.pt", state)
                 if checkpointing or "validation" in line:
                     # A log line, printed above the live progress line.
@@ -339,7 +363,7 @@ def main() -> int:
         return 130
     if last == settings["iterations"]:
         path = save_weights(
-            model.cpu(),
+            evaluated.cpu(),
             args.out / f"{model_config.name}.safetensors",
             {"vidderain.train_config": str(args.config), "vidderain.iterations": str(last)},
         )

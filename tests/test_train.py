@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -30,7 +31,8 @@ def train(config, out, *options) -> subprocess.CompletedProcess:
     return result
 
 
-def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path, ema):
     data = tmp_path / "data"
     for name in ("rocket", "chelsea", "astronaut"):
         for kind in ("rainy", "clean"):
@@ -44,7 +46,8 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
     config.write_text(yaml.safe_dump({
         "model": str(model),
         "data": {"paired": {"root": str(data), "layout": "rainy-clean", "validation": str(data)}},
-        "train": {"iterations": 6, "batch": 2, "patch": 32, "validate_every": 3, "checkpoint_every": 2},
+        "train": {"iterations": 6, "batch": 2, "patch": 32, "validate_every": 3, "checkpoint_every": 2,
+                  "ema": ema},
     }))  # fmt: skip
 
     whole = train(config, tmp_path / "whole")
@@ -61,7 +64,13 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(uninterrupted[name], resumed[name]), f"{name} differs after resume"
     final_checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert final_checkpoint["iteration"] == 6
-    assert all(torch.equal(final_checkpoint["model"][n], uninterrupted[n]) for n in uninterrupted)
+    last = final_checkpoint["model"]
+    if ema:  # the export is the moving average, restored on resume: not the last step's parameters
+        average = {n.removeprefix("module."): t for n, t in final_checkpoint["ema"].items()}
+        assert all(torch.equal(average[n], uninterrupted[n]) for n in uninterrupted)
+        assert any(not torch.equal(last[n], uninterrupted[n]) for n in uninterrupted)
+    else:
+        assert all(torch.equal(last[n], uninterrupted[n]) for n in uninterrupted)
     torch.manual_seed(0)  # the run's seed: its initial parameters
     initial = build_model(load_model_config(model)).state_dict()
     assert any(not torch.equal(initial[n], uninterrupted[n]) for n in uninterrupted), (
