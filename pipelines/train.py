@@ -48,7 +48,7 @@ from vidderain.config import ModelConfig, load_model_config, reject_unknown_keys
 from vidderain.data.training import PairSource, build_training_data
 from vidderain.errors import VidderainError
 from vidderain.inference import resolve_device
-from vidderain.metrics import WeightedLoss, mean_offset_y, psnr_y, ssim_y
+from vidderain.metrics import WeightedLoss, mean_offset_y, psnr_y, psnr_y_matched, ssim_y
 from vidderain.models import build_model
 from vidderain.weights import load_weights, read_config, save_weights
 
@@ -179,38 +179,49 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class Validation:
-    psnr_y: float
+    psnr_y: float  # the score checkpoints are chosen by: the mean over the groups (kinds of rain) of PSNR-Y
     ssim_y: float
     dry_psnr_y: float  # the clean images themselves through the model: how well dry footage is kept
     dry_offset_y: float  # and its mean brightness change, in levels
+    groups: dict[str, tuple[float, float]]  # per kind of rain: PSNR-Y of the output, and of the rainy input
 
     def __str__(self) -> str:
+        per_group = ""
+        if len(self.groups) > 1:
+            parts = (f"{name} {out:.2f} ({out - rainy:+.2f})" for name, (out, rainy) in self.groups.items())
+            per_group = f" [{', '.join(parts)}]"
         return (
-            f"validation PSNR-Y {self.psnr_y:.2f} dB SSIM-Y {self.ssim_y:.4f}"
+            f"validation PSNR-Y {self.psnr_y:.2f} dB{per_group} SSIM-Y {self.ssim_y:.4f}"
             f" | dry {self.dry_psnr_y:.2f} dB, offset {self.dry_offset_y:+.2f} levels"
         )
 
 
-def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> Validation | None:
+def validate(model: torch.nn.Module, data: PairSource, device: torch.device) -> Validation | None:
+    """Every validation pair through the model, scored per group; a misaligned group (real rain with a
+    reference from another moment) by PSNR-Y after a lighting match, input and output alike."""
+    pairs = data.validation_pairs()
     if not pairs:
         return None
     model.eval()
-    scores = []
+    scores: dict[str, list[tuple[float, float]]] = {}
+    ssims, dry_scores = [], []
     with torch.inference_mode():
-        for rainy, clean in pairs:
+        for (rainy, clean), group in zip(pairs, data.validation_groups(), strict=True):
             target = torch.from_numpy(clean).permute(2, 0, 1)[None]
+            wet = torch.from_numpy(rainy).permute(2, 0, 1)[None]
             derained = model(to_tensor(rainy[None], device)).clamp(0, 1).cpu()
             dry = model(to_tensor(clean[None], device)).clamp(0, 1).cpu()
-            scores.append(
-                (
-                    psnr_y(derained, target).item(),
-                    ssim_y(derained, target).item(),
-                    psnr_y(dry, target).item(),
-                    mean_offset_y(dry, target).item(),
-                )
+            metric = psnr_y_matched if group.misaligned else psnr_y
+            scores.setdefault(group.name, []).append(
+                (metric(derained, target).item(), metric(wet, target).item())
             )
+            ssims.append(ssim_y(derained, target).item())
+            dry_scores.append((psnr_y(dry, target).item(), mean_offset_y(dry, target).item()))
     model.train()
-    return Validation(*(float(value) for value in np.mean(scores, axis=0)))
+    groups = {name: tuple(float(v) for v in np.mean(values, axis=0)) for name, values in scores.items()}
+    dry_psnr, dry_offset = (float(v) for v in np.mean(dry_scores, axis=0))
+    score = float(np.mean([out for out, _ in groups.values()]))
+    return Validation(score, float(np.mean(ssims)), dry_psnr, dry_offset, groups)  # type: ignore[arg-type]
 
 
 def training_progress(console: Console, iterations: int, start: int) -> Progress:
@@ -288,10 +299,10 @@ def main() -> int:
     evaluated = model if average is None else average.module
     if start == 0 and init:
         # The weights a fine-tune starts from set the bar: best.safetensors is written only above it.
-        scores = validate(evaluated, data.validation_pairs(), device)
+        scores = validate(evaluated, data, device)
         if scores:
             best = scores.psnr_y
-            console.print(f"init {init} | {scores}")
+            console.print(f"init {init} | {scores}", markup=False)
     try:
         loss_fn = WeightedLoss(settings["loss"])
     except ValueError as error:
@@ -325,7 +336,7 @@ def main() -> int:
                 progress.update(task, completed=iteration, status=status)
                 line = f"iter {iteration}/{settings['iterations']} {status}"
                 if validating:
-                    scores = validate(evaluated, data.validation_pairs(), device)
+                    scores = validate(evaluated, data, device)
                     if scores:
                         line += f" | {scores}"
                         if scores.psnr_y > best:

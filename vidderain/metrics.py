@@ -98,6 +98,21 @@ def psnr_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return psnr(rgb_to_y(prediction.double()), rgb_to_y(target.double()), data_range=Y_DATA_RANGE)
 
 
+def psnr_y_matched(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR-Y after the least-squares gain and offset that bring the prediction's Y to the target's: for
+    real rain, whose clean reference was taken at another moment in other light. A residual shift of
+    the scene still costs; a global change of exposure does not."""
+    _check_pair(prediction, target)
+    predicted, wanted = rgb_to_y(prediction.double()).flatten(1), rgb_to_y(target.double()).flatten(1)
+    centred = predicted - predicted.mean(dim=1, keepdim=True)
+    gain = (centred * (wanted - wanted.mean(dim=1, keepdim=True))).sum(1, keepdim=True) / centred.pow(2).sum(
+        1, keepdim=True
+    ).clamp_min(1e-12)
+    matched = gain * centred + wanted.mean(dim=1, keepdim=True)
+    error = (matched - wanted).pow(2).mean(dim=1)
+    return 10 * torch.log10(Y_DATA_RANGE**2 / error)
+
+
 def ssim_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ssim(rgb_to_y(prediction.double()), rgb_to_y(target.double()), data_range=Y_DATA_RANGE)
 

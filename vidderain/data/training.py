@@ -20,7 +20,7 @@ import hashlib
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import av
 import numpy as np
@@ -37,10 +37,20 @@ from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
 ValidationPairs = list[tuple[np.ndarray, np.ndarray]]
 
 
+class ValidationGroup(NamedTuple):
+    """What a validation pair stands for: a kind of rain (heavy, light, real...), and whether its clean
+    image was taken at another moment, so that only a score tolerant of lighting change means anything."""
+
+    name: str
+    misaligned: bool
+
+
 class PairSource(Protocol):
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def validation_pairs(self) -> ValidationPairs: ...
+
+    def validation_groups(self) -> list[ValidationGroup]: ...
 
 
 def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -199,6 +209,9 @@ class SyntheticPairs:
             pairs.append((np.round(wet * 255) / 255, photo))
         return pairs
 
+    def validation_groups(self) -> list[ValidationGroup]:
+        return [ValidationGroup("synthetic", False)] * len(self.validation)
+
 
 def _pixels_digest(pair: Pair) -> str:
     return hashlib.sha1(pair.load()[1].tobytes()).hexdigest()
@@ -213,18 +226,59 @@ class PairedFolder:
     on); ``share`` when mixed with synthetic rain.
     """
 
-    KEYS = ("root", "validation", "holdout", "layout", "rainy", "clean", "rainy_half", "share")
+    KEYS = (
+        "root",
+        "validation",
+        "holdout",
+        "layout",
+        "rainy",
+        "clean",
+        "rainy_half",
+        "share",
+        "sets",
+        "groups",
+        "misaligned",
+    )
 
     def __init__(self, spec: dict[str, Any]) -> None:
         reject_unknown_keys(spec, self.KEYS, "train config", "data.paired.")
         layouts = layout_from_spec(spec)
         root = Path(spec["root"])
+        self.root = root
         self.pairs = find_pairs(root, layouts)
+        self.sets = {self._set_of(pair) for pair in self.pairs}
         self.validation = find_pairs(Path(spec["validation"]), layouts) if spec.get("validation") else []
+        # ``groups`` names kinds of rain by the sets (top folders) they are in: validation reports each.
+        self.group_of = {
+            str(folder): str(group)
+            for group, folders in (spec.get("groups") or {}).items()
+            for folder in folders
+        }
+        # Sets whose clean frame was taken at another moment (real rain): scored after a lighting match.
+        self.misaligned = {str(folder) for folder in spec.get("misaligned") or ()}
         self.too_small: set[Path] = set()  # pairs found under the patch size, skipped when drawn
         self.reported: set[Path] = set()
         if spec.get("holdout"):
             self._hold_out(root, [str(name) for name in spec["holdout"]])
+        if spec.get("sets") is not None:
+            self._keep_sets(root, [str(name) for name in spec["sets"]])
+
+    def _set_of(self, pair: Pair) -> str:
+        """The top folder of a pair under the root ("validation" for a separate validation folder)."""
+        if not pair.rainy.is_relative_to(self.root):
+            return "validation"
+        parts = pair.rainy.relative_to(self.root).parts
+        return parts[0] if len(parts) > 1 else "pairs"
+
+    def _keep_sets(self, root: Path, sets: list[str]) -> None:
+        """Train on the pairs of these top folders only (a holdout may name a pair from any folder: a set
+        of real rain with a misaligned reference can validate without being trained on)."""
+        unknown = [name for name in sets if name not in self.sets]
+        if unknown:
+            raise VidderainError(f"set '{unknown[0]}' in data.paired.sets is not a folder of pairs in {root}")
+        self.pairs = [pair for pair in self.pairs if self._set_of(pair) in sets]
+        if not self.pairs:
+            raise VidderainError(f"no pairs in {root} are left to train on besides the holdout")
 
     def _hold_out(self, root: Path, names: list[str]) -> None:
         by_name = {pair.rainy.relative_to(root).as_posix(): pair for pair in self.pairs}
@@ -263,6 +317,12 @@ class PairedFolder:
 
     def validation_pairs(self) -> ValidationPairs:
         return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
+
+    def validation_groups(self) -> list[ValidationGroup]:
+        """The kind of rain of each validation pair, in order: its set's group (else the set's name), and
+        whether its reference is misaligned (scored after a lighting match)."""
+        sets = [self._set_of(pair) for pair in self.validation]
+        return [ValidationGroup(self.group_of.get(name, name), name in self.misaligned) for name in sets]
 
     def rain_layers(self) -> list[np.ndarray]:
         """``rainy - clean`` of every training pair (held-out pairs and their copies are not among them)."""
@@ -304,6 +364,9 @@ class MixedPairs:
     def validation_pairs(self) -> ValidationPairs:
         # The first source with validation pairs validates (paired data, where given, comes first).
         return next((pairs for source, _ in self.sources if (pairs := source.validation_pairs())), [])
+
+    def validation_groups(self) -> list[ValidationGroup]:
+        return next((groups for source, _ in self.sources if (groups := source.validation_groups())), [])
 
 
 # The sources a data section may name, in the order they are built and fill a batch: paired first (the
