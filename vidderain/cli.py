@@ -24,11 +24,11 @@ from rich.table import Table
 from vidderain import __version__
 from vidderain.backends import BACKEND_NAMES, ONNX_OPSET
 from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
-from vidderain.errors import VidderainError
+from vidderain.errors import EXIT_INTERRUPTED, Interrupted, VidderainError
+from vidderain.interrupt import StopRequest, signals_request_stop
 from vidderain.progress import time_left
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 INFO_WIDTH = 110
 PROGRESS_LOG_SECONDS = 5.0  # without a terminal: a plain progress line this often ($VIDDERAIN_LOG_SECONDS)
 
@@ -216,7 +216,9 @@ def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
             f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
             "untrained (pass --weights FILE)"
         )
-    return Derainer(loaded.model, device, args.precision, args.backend), loaded.config.name
+    derainer = Derainer(loaded.model, device, args.precision, args.backend)
+    args.stop.raise_if_set()  # a Ctrl-C while the model loaded: end before anything is written
+    return derainer, loaded.config.name
 
 
 OPTIONAL_PARTS = {"serve": ("aiohttp", "preview --serve"), "ray": ("ray", "run FOLDER --ray")}
@@ -296,7 +298,7 @@ def command_preview(args: argparse.Namespace) -> int:
     if preview.server is not None:
         err.print(f"serving {preview.server.url()} (stream: {preview.server.url('/stream.mjpg')})")
     derainer, config_name = load_derainer(args, err, quiet)
-    summary = preview.run(derainer)
+    summary = preview.run(derainer, args.stop)
     report = summary.to_dict()
     if args.json:
         print(json.dumps({**report, "config": config_name, **where(derainer)}))
@@ -490,13 +492,13 @@ def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> i
         require_ray()
     with BatchProgress(plan, err, quiet) as progress:
         if args.ray is None:
-            summary = run_batch_here(plan, settings, progress)
+            summary = run_batch_here(plan, settings, progress, args.stop)
         else:
             from vidderain.batch.distributed import run_batch_on_ray
 
             # Ray prints its own notices (a worker that died, ...) on stdout: keep stdout for --json.
             with contextlib.redirect_stdout(sys.stderr):
-                summary = run_batch_on_ray(plan, settings, progress, args.ray)
+                summary = run_batch_on_ray(plan, settings, progress, args.ray, args.stop)
     if args.json:
         print(json.dumps({"output": str(plan.output), **summary.to_dict()}))
     elif not quiet:
@@ -556,7 +558,7 @@ def run_video_command(args, job, source, derainer, config_name: str, err: Consol
                 logged = now
                 err.print(progress_line(done, expected, fps), markup=False, highlight=False)
 
-        summary = run_video(job, derainer, on_progress, warn, source=source)
+        summary = run_video(job, derainer, on_progress, warn, source=source, interrupt=args.stop)
     if args.json:
         print(json.dumps({**summary.to_dict(), "config": config_name, **where(derainer)}))
     elif not quiet:
@@ -589,11 +591,19 @@ def print_summary(err: Console, summary) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except VidderainError as error:
-        print(f"vidderain: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("vidderain: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # The long commands poll a stop request that SIGINT and SIGTERM set, so a Ctrl-C cannot be lost where
+    # Python would raise it (vidderain.interrupt); the short ones keep Python's KeyboardInterrupt.
+    polls = args.handler in (command_run, command_preview)
+    with signals_request_stop() if polls else contextlib.nullcontext(StopRequest()) as stop:
+        args.stop = stop
+        try:
+            return args.handler(args)
+        except Interrupted as error:  # the user's doing, not an error: say what was (not) kept
+            print(f"vidderain: {error}", file=sys.stderr)
+            return error.exit_code
+        except VidderainError as error:
+            print(f"vidderain: error: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("vidderain: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED

@@ -13,6 +13,15 @@ def refuse_overwrite(path: object, others: int = 0) -> None:
     raise VidderainError(f"{path} exists{more}; pass -y/--overwrite to replace it")
 
 
+EXIT_INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C (128 + SIGINT)
+
+
+class Interrupted(VidderainError):
+    """The user stopped the run (Ctrl-C or SIGTERM) before it had anything to keep."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class ConfigError(VidderainError):
     """A model or run config that is missing, malformed or inconsistent."""
 

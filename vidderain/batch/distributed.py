@@ -24,6 +24,7 @@ from vidderain.batch.run import (
 )
 from vidderain.batch.work import FileOutcome, FileSettings, derain_file
 from vidderain.errors import VidderainError
+from vidderain.interrupt import StopRequest
 
 MAX_RETRIES = 3  # times a file is tried again after its worker died
 POLL_SECONDS = 0.5
@@ -87,10 +88,17 @@ class _ProgressBoard:
 
 
 def run_batch_on_ray(
-    plan: BatchPlan, settings: FileSettings, progress: BatchProgress, address: str
+    plan: BatchPlan,
+    settings: FileSettings,
+    progress: BatchProgress,
+    address: str,
+    stop: StopRequest | None = None,
 ) -> BatchSummary:
+    """The files as Ray tasks. ``stop`` (Ctrl-C, SIGTERM) cancels the files not yet finished."""
     ray = require_ray()
+    stop = stop or StopRequest()
     started_here = connect(address)
+    stop.listen()  # ray.init takes SIGTERM for itself: give it back to the stop request
     started = time.perf_counter()
     try:
         make_output_folders(plan)
@@ -105,7 +113,7 @@ def run_batch_on_ray(
         outcomes = skipped_outcomes(plan)
         interrupted, finished = False, set()
         try:
-            while pending:
+            while pending and not stop.is_set():
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 for reference in ready:
                     item = pending.pop(reference)
@@ -117,7 +125,9 @@ def run_batch_on_ray(
                 for key, frames in ray.get(board.snapshot.remote()).items():
                     if key not in finished:  # a finished file's frames are counted by finish()
                         progress.update(key, frames)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # a caller that kept Python's handler
+            stop.set()
+        if stop.is_set():
             interrupted = True
             for reference in pending:
                 ray.cancel(reference, force=True)

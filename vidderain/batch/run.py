@@ -9,12 +9,8 @@ so a re-run resumes, and the summary lists every file's outcome.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +21,7 @@ from rich.table import Table
 
 from vidderain.batch.plan import BatchItem, BatchPlan, Manifest
 from vidderain.batch.work import FileOutcome, FileSettings, derain_file
+from vidderain.interrupt import StopRequest
 from vidderain.progress import time_left
 
 PROGRESS_LOG_SECONDS = 5.0  # a plain progress line this often when stderr is not a terminal
@@ -131,51 +128,35 @@ def make_output_folders(plan: BatchPlan) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-@contextlib.contextmanager
-def first_ctrl_c_sets(stop: threading.Event, console: Console) -> Iterator[None]:
-    """While a batch runs here, the first Ctrl-C only sets ``stop``: the file in progress keeps the
-    frames in flight (as NAME.partial.EXT) and no new file starts; a second Ctrl-C interrupts at once.
-    A KeyboardInterrupt raised between two files' setup steps could leave a file's threads half-started."""
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        console.print("interrupted: finishing the current file (Ctrl-C again to stop now)", markup=False)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread: a batch on another thread keeps Python's
-        return
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_batch_here(plan: BatchPlan, settings: FileSettings, progress: BatchProgress) -> BatchSummary:
-    """The files one after the other, through one engine and one loaded model."""
+def run_batch_here(
+    plan: BatchPlan, settings: FileSettings, progress: BatchProgress, stop: StopRequest | None = None
+) -> BatchSummary:
+    """The files one after the other, through one engine and one loaded model. ``stop`` (set by the first
+    Ctrl-C or SIGTERM) lets the file in progress keep the frames in flight (as NAME.partial.EXT) and
+    starts no new file; a second signal ends the file at once."""
     started = time.perf_counter()
     make_output_folders(plan)
     manifest = Manifest(plan.output)
     outcomes = skipped_outcomes(plan)
-    derainer, stop = None, threading.Event()
-    with first_ctrl_c_sets(stop, progress.console):
-        for item in plan.todo:
-            if stop.is_set():
-                break
-            key = plan.relative(item)
-            try:
-                derainer = derainer or settings.model.load()[0]  # loaded once, and only when there is work
-                outcome = derain_file(
-                    item, settings, derainer, lambda done, key=key: progress.update(key, done), stop
-                )
-            except KeyboardInterrupt:  # the second Ctrl-C
-                stop.set()
-                outcome = FileOutcome(str(item.input), str(item.output), "interrupted")
-            record_outcome(plan, manifest, item, outcome)
-            progress.finish(key, outcome)
-            outcomes.append(outcome)
+    derainer, stop = None, stop or StopRequest()
+    announced = False
+
+    def on_progress(key: str, done: int) -> None:
+        nonlocal announced
+        if stop.is_set() and not announced:
+            announced = True
+            progress.console.print("interrupted: finishing the current file (Ctrl-C again to stop now)")
+        progress.update(key, done)
+
+    for item in plan.todo:
+        if stop.is_set():
+            break
+        key = plan.relative(item)
+        derainer = derainer or settings.model.load()[0]  # loaded once, and only when there is work
+        outcome = derain_file(item, settings, derainer, lambda done, key=key: on_progress(key, done), stop)
+        record_outcome(plan, manifest, item, outcome)
+        progress.finish(key, outcome)
+        outcomes.append(outcome)
     return BatchSummary(outcomes, time.perf_counter() - started, stop.is_set())
 
 

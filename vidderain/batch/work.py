@@ -13,8 +13,8 @@ from typing import Any
 
 from vidderain.batch.plan import BatchItem
 from vidderain.engine.encode import EncodeOptions
-from vidderain.engine.pipeline import Interrupted
-from vidderain.errors import VidderainError
+from vidderain.errors import Interrupted, VidderainError
+from vidderain.interrupt import StopRequest
 
 ProgressCallback = Callable[[int], None]  # frames done so far in the current file
 
@@ -79,7 +79,7 @@ def derain_file(
     settings: FileSettings,
     derainer,
     on_progress: ProgressCallback | None = None,
-    interrupt: threading.Event | None = None,
+    interrupt: threading.Event | StopRequest | None = None,
 ) -> FileOutcome:
     """Derain ``item`` into ``item.output`` (replaced whole, never half-written); errors become a failed
     outcome. ``interrupt`` set mid-file ends it as ``interrupted`` (a video keeps NAME.partial.EXT)."""
@@ -120,7 +120,7 @@ def _derain_video(
     settings: FileSettings,
     derainer,
     on_progress: ProgressCallback | None,
-    interrupt: threading.Event | None,
+    interrupt: threading.Event | StopRequest | None,
 ) -> tuple[int, bool]:
     from vidderain.engine.pipeline import VideoJob, prepare_video, run_video
     from vidderain.inference import default_batch

@@ -17,6 +17,7 @@ import numpy as np
 from vidderain.engine.colour import Colour
 from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 from vidderain.errors import VidderainError
+from vidderain.interrupt import StopRequest
 
 PASSTHROUGH_TYPES = ("audio", "subtitle")
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -140,7 +141,7 @@ class DecodeStage(Stage):
         frames: StageQueue,
         passthrough: queue.Queue,
         control: PipelineControl,
-        interrupt: threading.Event,
+        interrupt: threading.Event | StopRequest,
         warn: Callable[[str], None],
     ) -> None:
         super().__init__("decode", control)

@@ -22,6 +22,7 @@ from vidderain.engine.decode import InputVideo
 from vidderain.engine.infer import InferStage
 from vidderain.engine.stage import END, POLL_SECONDS, PipelineControl, Stage, StageQueue, Stopped
 from vidderain.errors import VidderainError
+from vidderain.interrupt import StopRequest
 
 EVEN_PIX_FMT = "yuv420p"
 ODD_PIX_FMT = "yuv444p"  # 4:2:0 needs even sizes; 4:4:4 keeps odd-sized videos at their exact size
@@ -209,7 +210,7 @@ class EncodeStage(Stage):
         options: EncodeOptions,
         infer: InferStage,
         control: PipelineControl,
-        interrupt: threading.Event,
+        interrupt: threading.Event | StopRequest,
     ) -> None:
         super().__init__("encode", control)
         self.derained = derained

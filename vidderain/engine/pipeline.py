@@ -26,17 +26,13 @@ from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
-from vidderain.errors import VidderainError, refuse_overwrite
+from vidderain.errors import Interrupted, VidderainError, refuse_overwrite
 from vidderain.inference import Derainer, check_frame_size
+from vidderain.interrupt import StopRequest
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
 MONITOR_SECONDS = 0.1
-EXIT_INTERRUPTED = 130
-
-
-class Interrupted(VidderainError):
-    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -155,13 +151,14 @@ def run_video(
     on_progress: Callable[[int, int | None], None] | None = None,
     warn: Callable[[str], None] = lambda message: None,
     source: InputVideo | None = None,
-    interrupt: threading.Event | None = None,
+    interrupt: threading.Event | StopRequest | None = None,
 ) -> RunSummary:
     """Derain ``job.input`` into ``job.output``; ``on_progress(frames_done, frames_expected)`` is polled.
 
     ``source`` is the result of :func:`prepare_video` when the caller checked the job already.
-    ``interrupt``, when the caller sets it, acts as a first Ctrl-C does: the frames in flight are finished
-    and kept as NAME.partial.EXT (a caller with its own SIGINT handler, such as a batch, uses it).
+    ``interrupt``, when set, acts as a first Ctrl-C does: the frames in flight are finished and kept as
+    NAME.partial.EXT; a StopRequest (vidderain.interrupt: what the CLI's signal handler sets) that is
+    urgent (a second Ctrl-C) stops at once. Without one, Python's KeyboardInterrupt does the same.
     """
     source = source or prepare_video(job)
     try:
@@ -172,8 +169,9 @@ def run_video(
         source.close()
         raise
     temp = job.output.with_name(f".{job.output.stem}.vidderain-{os.getpid()}{job.output.suffix}")
+    interrupt = interrupt if interrupt is not None else StopRequest()
     try:
-        summary = _run(job, source, derainer, temp, on_progress, warn, interrupt or threading.Event())
+        summary = _run(job, source, derainer, temp, on_progress, warn, interrupt)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -196,7 +194,7 @@ def _run(
     temp: Path,
     on_progress: Callable[[int, int | None], None] | None,
     warn: Callable[[str], None],
-    interrupt: threading.Event,
+    interrupt: threading.Event | StopRequest,
 ) -> RunSummary:
     control = PipelineControl()
     frames = StageQueue(2 * job.batch, control)
@@ -258,11 +256,13 @@ def device_yuv(job: VideoJob, source: InputVideo, derainer: Derainer) -> bool:
 def _monitor(
     stages: list[Stage],
     control: PipelineControl,
-    interrupt: threading.Event,
+    interrupt: threading.Event | StopRequest,
     report: Callable[[], None],
     warn: Callable[[str], None],
 ) -> None:
-    """Wait for every stage; the first Ctrl-C drains the pipeline, a second one stops it at once."""
+    """Wait for every stage; the first stop request (Ctrl-C, SIGTERM) drains the pipeline, a second one
+    stops it at once. A KeyboardInterrupt (a caller that kept Python's handler) is a request too."""
+    announced = False
     while not all_done(stages):
         try:
             time.sleep(MONITOR_SECONDS)
@@ -270,9 +270,12 @@ def _monitor(
         except KeyboardInterrupt:
             if interrupt.is_set():
                 control.stop.set()
-            else:
-                interrupt.set()
-                warn("interrupted: finishing the frames in flight (Ctrl-C again to stop now)")
+            interrupt.set()
+        if interrupt.is_set() and not announced:
+            announced = True
+            warn("interrupted: finishing the frames in flight (Ctrl-C again to stop now)")
+        if isinstance(interrupt, StopRequest) and interrupt.now:
+            control.stop.set()
     report()
 
 

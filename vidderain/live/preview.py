@@ -26,6 +26,7 @@ from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
+from vidderain.interrupt import StopRequest
 from vidderain.live.capture import CaptureStage, LatestQueue, LiveSource, SourceOptions
 from vidderain.live.serve import FrameServer, ServeOptions
 from vidderain.live.sinks import check_sink_target, open_sink
@@ -144,6 +145,7 @@ class Preview:
         self.source = LiveSource(options.source)
         self.source.open()
         self.control = PipelineControl()
+        self.stop = StopRequest()  # run's: a Ctrl-C or SIGTERM
         self.stop_capture = threading.Event()
         self.side_by_side = True
         self.derained_count = 0
@@ -184,7 +186,10 @@ class Preview:
         batch.uploaded.release()
         return len(batch.frames)
 
-    def run(self, derainer: Derainer) -> PreviewSummary:
+    def run(self, derainer: Derainer, stop: StopRequest | None = None) -> PreviewSummary:
+        """Until the duration, the frame count, q/Esc, the end of a file, or ``stop`` (Ctrl-C, SIGTERM:
+        the recordings are kept; a second signal abandons the frames still in flight)."""
+        self.stop = stop or StopRequest()
         self._build(derainer)
         if self.options.window:
             # Create the window (and OpenCV's GUI toolkit) on this thread before any stage thread starts.
@@ -198,7 +203,7 @@ class Preview:
         try:
             self._loop(started)
         except KeyboardInterrupt:
-            pass  # Ctrl-C is how a live preview ends: stop cleanly, keep the recordings
+            pass  # Ctrl-C (where Python's handler was kept) is how a live preview ends: keep the recordings
         except BaseException:
             keep = False
             raise
@@ -229,6 +234,8 @@ class Preview:
     def _loop(self, started: float) -> None:
         options = self.options
         while True:
+            if self.stop.is_set():
+                return  # Ctrl-C or SIGTERM: how a live preview ends
             if options.duration is not None and time.monotonic() - started >= options.duration:
                 return
             item = self.derained.get_nowait()
@@ -322,6 +329,8 @@ class Preview:
     def _drain(self) -> None:
         """Consume what is left in flight after stopping, so every stage can reach its end."""
         while not all_done(self.stages):
+            if self.stop.now:  # a second Ctrl-C: drop what is in flight
+                self.control.stop.set()
             item = self.derained.get_nowait()
             if item is None:
                 time.sleep(IDLE_WAIT_MS / MS)

@@ -1,0 +1,72 @@
+"""Ctrl-C (SIGINT) and SIGTERM as a stop request that a command polls, never as an exception.
+
+Python's default turns SIGINT into a KeyboardInterrupt raised wherever the main thread happens to be,
+finalisers included: raised inside asyncio's ``__del__`` it is printed as "ignored" and the run goes on as
+if the user had not pressed anything. So while a command runs, the handler only records the signal, and
+the command's loops (the engine's monitor, a preview's display loop, a folder's file loop) poll it and stop
+where stopping is safe: a video keeps the frames in flight, a preview its recordings. A second signal asks
+to stop at once, dropping what is in flight.
+
+The handler takes no lock (a handler runs between two bytecodes of the main thread, which may hold any
+lock at that moment, an Event's included): the request is two plain attributes, polled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+from vidderain.errors import Interrupted
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """Set by the first SIGINT or SIGTERM (``is_set``), urgent after the second (``now``). It reads like a
+    ``threading.Event`` where the engine polls one, so code given either works."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.now = False
+
+    def is_set(self) -> bool:
+        return self.signal is not None
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if self.signal is None:
+            self.signal = signum
+        else:
+            self.now = True
+
+    def raise_if_set(self) -> None:
+        """Between two steps that do not poll (opening a source, loading the model): end there."""
+        if self.is_set():
+            raise Interrupted("interrupted; nothing was written")
+
+    def listen(self) -> None:
+        """Route SIGINT and SIGTERM here (again: a library such as Ray may have taken SIGTERM since)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.set(signum)
+
+
+@contextlib.contextmanager
+def signals_request_stop() -> Iterator[StopRequest]:
+    """A StopRequest that SIGINT and SIGTERM set while the block runs; Python's handlers after it. Off the
+    main thread (where handlers cannot be set) the request is only set by whoever holds it."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    request.listen()
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
