@@ -72,21 +72,40 @@ def test_the_engine_runs_on_openvino_and_the_cli_says_which_backend(tmp_path, ti
     )
 
 
-def test_export_writes_an_onnx_graph_that_onnxruntime_runs_to_the_same_output(tmp_path):
+def test_export_writes_a_whole_model_graph_that_onnxruntime_runs_on_the_image_alone(tmp_path):
     target = tmp_path / "model.onnx"
     result = vidderain("export", "-o", target)
     assert result.returncode == 0, result.stderr
-    assert "ONNX opset 17" in result.stdout and "inputs 'rainy' and 'rlcn'" in result.stdout
-    model = load_model().model.eval()
-    rainy = (
-        torch.from_numpy(read_rgb(SAMPLES / "rainy" / "chelsea.png")[:120, :200]).permute(2, 0, 1)[None] / 255
+    assert (
+        "ONNX opset 17" in result.stdout
+        and "input 'rainy'" in result.stdout
+        and "RLCN inside" in result.stdout
     )
-    rlcn = model.rlcn(rainy)
+    model = load_model().model.eval()
+    # A real frame of a size that is no multiple of 8: the graph pads (and computes RLCN) inside.
+    rainy = torch.from_numpy(read_rgb(SAMPLES / "rainy" / "chelsea.png")[:123, :201]).permute(2, 0, 1)[None]
+    rainy = rainy.float() / 255
     with torch.no_grad():
-        expected = model(rainy, rlcn_image=rlcn)
+        expected = model(rainy)
     session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    padded = [pad_to_multiple(x, 8).numpy() for x in (rainy, rlcn)]  # 120 x 200: multiples of 8 already
-    (got,) = session.run(None, {"rainy": padded[0], "rlcn": padded[1]})
+    assert [graph_input.name for graph_input in session.get_inputs()] == ["rainy"]
+    (got,) = session.run(None, {"rainy": rainy.numpy()})
     assert got.shape == tuple(expected.shape) and np.abs(got - expected.numpy()).max() < 1e-4
     assert_one_line_error(vidderain("export", "-o", target), "exists; pass -y/--overwrite")
     assert_one_line_error(vidderain("export", "-o", tmp_path / "model.pt"), "needs the .onnx suffix")
+    for opset in ("5", "99", "-1"):
+        wrong = tmp_path / f"opset{opset}.onnx"
+        assert_one_line_error(vidderain("export", "-o", wrong, "--opset", opset), "use 11 to 20")
+        assert not wrong.exists() and not list(tmp_path.glob(".*partial"))
+
+    # The two-input form, for runtimes that compute RLCN themselves.
+    two_inputs = tmp_path / "two.onnx"
+    result = vidderain("export", "-o", two_inputs, "--rlcn-input")
+    assert result.returncode == 0 and "inputs 'rainy' and 'rlcn'" in result.stdout, result.stderr
+    rlcn = model.rlcn(rainy[..., :120, :200])
+    with torch.no_grad():
+        expected = model(rainy[..., :120, :200], rlcn_image=rlcn)
+    session = onnxruntime.InferenceSession(str(two_inputs), providers=["CPUExecutionProvider"])
+    padded = [pad_to_multiple(x, 8).numpy() for x in (rainy[..., :120, :200], rlcn)]  # multiples of 8
+    (got,) = session.run(None, {"rainy": padded[0], "rlcn": padded[1]})
+    assert got.shape == tuple(expected.shape) and np.abs(got - expected.numpy()).max() < 1e-4

@@ -29,6 +29,9 @@ from vidderain.interrupt import StopRequest, signals_request_stop
 from vidderain.progress import time_left
 
 EXIT_USAGE = 2
+# Past this many frames a model call gains nothing more (the GPU is full long before; the CPU runs frames
+# one after another), and each frame costs memory; a larger --batch is refused in one line.
+MAX_BATCH = 64
 INFO_WIDTH = 110
 PROGRESS_LOG_SECONDS = 5.0  # without a terminal: a plain progress line this often ($VIDDERAIN_LOG_SECONDS)
 
@@ -58,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=file_path, required=True, help="output video, image, or folder")
     add_model_options(run)
     video = run.add_argument_group("video")
-    video.add_argument("--batch", type=int, help="frames per model call (default 1 on the CPU, 4 on CUDA)")
+    video.add_argument(
+        "--batch",
+        type=number(int, 1, most=MAX_BATCH),
+        help=f"frames per model call (default 1 on the CPU, 4 on CUDA; at most {MAX_BATCH})",
+    )
     add_encoder_options(video)
     video.add_argument(
         "--tile",
@@ -66,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="process frames larger than this many pixels per side in overlapping, blended tiles "
         "(bounded memory for 4K/8K); more than 64; default off: whole frames",
     )
-    video.add_argument("--start", type=float, default=0.0, help="segment start, seconds")
-    video.add_argument("--end", type=float, help="segment end, seconds")
+    video.add_argument("--start", type=number(float, 0), default=0.0, help="segment start, seconds")
+    video.add_argument("--end", type=number(float, 0, strict=True), help="segment end, seconds")
     folders = run.add_argument_group("folders")
     folders.add_argument(
         "--recursive",
@@ -100,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", type=Path, help="a .safetensors file saved by vidderain (default: shipped)"
     )
     export.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
+    export.add_argument(
+        "--rlcn-input",
+        action="store_true",
+        help="a graph with two inputs, the image and its RLCN image (Eq. 2), for runtimes that compute RLCN "
+        "themselves; default: the image alone, RLCN inside the graph",
+    )
     export.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     export.set_defaults(handler=command_export)
 
@@ -131,12 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--record-input", help="also record the raw frames that were derained (a file or rtsp:// URL)"
     )
-    live.add_argument("--duration", type=float, help="stop after this many seconds")
-    live.add_argument("--max-frames", type=int, help="stop after this many derained frames")
+    live.add_argument("--duration", type=number(float, 0, strict=True), help="stop after this many seconds")
+    live.add_argument("--max-frames", type=number(int, 1), help="stop after this many derained frames")
     # Files always play at their own pace now; the flag that asked for it is accepted and does nothing.
     live.add_argument("--realtime", action="store_true", help=argparse.SUPPRESS)
     live.add_argument(
-        "--batch", type=int, default=1, help="frames per model call (default 1: lowest latency)"
+        "--batch",
+        type=number(int, 1, most=MAX_BATCH),
+        default=1,
+        help="frames per model call (default 1: lowest latency)",
     )
     live.add_argument(
         "--rtsp-transport",
@@ -145,10 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="RTSP transport: tcp (default; no lost packets) or udp (lower latency on a clean network)",
     )
     live.add_argument(
-        "--timeout", type=float, default=5.0, help="open and read timeout for streams, seconds (default 5)"
+        "--timeout",
+        type=number(float, 0, strict=True),
+        default=5.0,
+        help="open and read timeout for streams, seconds (default 5)",
     )
     live.add_argument("--size", help="webcam capture size, WIDTHxHEIGHT")
-    live.add_argument("--fps", type=float, help="webcam capture rate")
+    live.add_argument("--fps", type=number(float, 0, strict=True), help="webcam capture rate")
     live.add_argument(
         "--snapshot-dir", type=Path, default=Path(), help="where the s key saves snapshots (default: here)"
     )
@@ -166,6 +185,27 @@ def file_path(text: str) -> Path:
             "`vidderain preview SOURCE -o rtsp://HOST:PORT/PATH`"
         )
     return Path(text)
+
+
+def number(kind: type, least: float, *, strict: bool = False, most: float | None = None):
+    """An argparse type: a number of ``kind`` at least ``least`` (above it when ``strict``), at most ``most``:
+    a bad value is a one-line usage error before anything starts."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value != value or (value <= least if strict else value < least):  # NaN is refused too
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if strict else 'at least'} {least:g}, got {text}"
+            )
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:g}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -317,7 +357,7 @@ def command_preview(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from vidderain.backends.graph import export_onnx
+    from vidderain.backends.graph import check_opset, export_onnx
     from vidderain.errors import refuse_overwrite
     from vidderain.inference import load_model
 
@@ -327,13 +367,21 @@ def command_export(args: argparse.Namespace) -> int:
         raise VidderainError(f"output folder does not exist: {args.output.parent}")
     if args.output.exists() and not args.overwrite:
         refuse_overwrite(args.output)
+    check_opset(args.opset)
     loaded = load_model(args.config, args.weights)
-    export_onnx(loaded.model, args.output, args.opset)
-    multiple = loaded.config.size_multiple
+    export_onnx(loaded.model, args.output, args.opset, rlcn_input=args.rlcn_input)
+    config = loaded.config
+    if args.rlcn_input:
+        inputs = (
+            f"inputs 'rainy' and 'rlcn' (N x 3 x H x W in [0, 1]; H and W multiples of "
+            f"{config.size_multiple}; rlcn is Eq. 2 with window {config.rlcn_window} and eps "
+            f"{config.rlcn_eps:g})"
+        )
+    else:
+        inputs = "input 'rainy' (N x 3 x H x W, RGB in [0, 1], any size; RLCN inside)"
     print(
-        f"wrote {args.output}: {loaded.config.name} ({loaded.weights}), ONNX opset {args.opset}, float32; "
-        f"inputs 'rainy' and 'rlcn' (N x 3 x H x W in [0, 1]; H and W multiples of {multiple}; rlcn is Eq. 2 "
-        f"with window {loaded.config.rlcn_window} and eps {loaded.config.rlcn_eps:g}), output 'derained'"
+        f"wrote {args.output}: {config.name} ({loaded.weights}), ONNX opset {args.opset}, float32; "
+        f"{inputs}, output 'derained' (the same shape)"
     )
     return 0
 

@@ -22,6 +22,11 @@ UINT8_MAX = 255
 # Frames per model call when --batch is not given: on the CPU one frame at a time is fastest (640x360,
 # lite: 1.12 fps at 1, 1.09 at 2, 0.93 at 4); a GPU needs several frames in flight to fill.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
+# The model's working memory for one frame, per pixel and per channel of its first width: rranet-lite (16
+# channels) in float32 on the CPU peaks 267 MB above its weights for a 640x360 frame (1.1 GB for 4).
+MODEL_BYTES_PER_PIXEL_CHANNEL = 73
+MEMORY_SHARE = 0.5  # of the free memory a batch may take: decoding, encoding and the queues need the rest
+KIB, GIB = 1024, 1024**3
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -89,6 +94,35 @@ def check_frame_size(config: ModelConfig, width: int, height: int) -> None:
             f"frames of {width}x{height} are too small for {config.name}: its RLCN window of "
             f"{config.rlcn_window} needs at least {radius + 1}x{radius + 1} pixels"
         )
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for the model's working memory on ``device`` (None where that cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:  # Linux: what can be had without swapping
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * KIB
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_batch_memory(
+    config: ModelConfig, batch: int, width: int, height: int, device: torch.device
+) -> None:
+    """Refuse, in one line, a batch whose frames cannot all be in the model at once on this machine (an
+    out-of-memory kill an hour into a long video is the alternative), naming the batch that fits."""
+    per_frame = width * height * config.widths[0] * MODEL_BYTES_PER_PIXEL_CHANNEL
+    free = free_memory(device)
+    if free is None or batch * per_frame <= MEMORY_SHARE * free:
+        return
+    fits = int(MEMORY_SHARE * free // per_frame)
+    advice = f"at most {fits} frames fit" if fits else "not even one frame fits: try --tile"
+    raise VidderainError(
+        f"--batch {batch} needs about {batch * per_frame / GIB:.1f} GiB for {width}x{height} frames with "
+        f"{config.name}, and {free / GIB:.1f} GiB is free on {device.type}: {advice}"
+    )
 
 
 def default_batch(device: torch.device) -> int:

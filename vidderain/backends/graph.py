@@ -1,9 +1,12 @@
 """RRANet as an exported graph (ONNX) for the runtimes that take one: inputs, padding, disk cache.
 
-The graph takes the rainy batch and its RLCN image (computed beside it in torch: vidderain.ops keeps it
-to 1e-5 of the float64 reference, which runtimes without float64 cannot) with any batch, height and width
-that are multiples of the model's size multiple (8): ``pad_to_multiple`` (the model's own padding) pads
-them first, so the graph holds no shape-dependent branch and one file serves every frame size.
+Two forms. ``vidderain export`` writes the whole model by default: the image in (N x 3 x H x W in [0, 1],
+any batch, height and width) and the derained image out, with RLCN (Eq. 2) inside the graph in float32
+(vidderain.ops.rlcn_float32_graph) and the model's padding to its size multiple: what a user deploys with
+ONNX Runtime, TensorRT or OpenVINO needs nothing else. The CPU backends here run the two-input form
+(``rlcn_input``): the rainy batch and its RLCN image, computed beside it in torch in float64, with height
+and width multiples of the size multiple (8; ``pad_to_multiple`` pads them first), so that graph holds no
+shape-dependent branch.
 """
 
 from __future__ import annotations
@@ -19,10 +22,26 @@ import torch
 from vidderain.backends import ONNX_OPSET
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
+from vidderain.ops.rlcn import rlcn_float32_graph
 
-INPUT_NAMES = ("rainy", "rlcn")
+INPUT_NAMES = ("rainy", "rlcn")  # the two-input form's
 OUTPUT_NAME = "derained"
+# Opsets the exporter writes and the runtimes read for this model (reflect padding and dynamic pads need
+# 11; torch's TorchScript exporter writes up to 20): checked before exporting, so a bad one is one line.
+ONNX_OPSETS = range(11, 21)
 EXPORT_SIZE = (64, 96)  # the example's height and width: any multiple of 8 traces the same graph
+
+
+class WholeModel(torch.nn.Module):
+    """The model with RLCN computed inside, in float32 from pooling ops that every runtime has."""
+
+    def __init__(self, model: RRANet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, rainy: torch.Tensor) -> torch.Tensor:
+        window, eps = self.model.config.rlcn_window, self.model.config.rlcn_eps
+        return self.model(rainy, rlcn_image=rlcn_float32_graph(rainy, window, eps))
 
 
 class WithRLCNInput(torch.nn.Module):
@@ -36,32 +55,48 @@ class WithRLCNInput(torch.nn.Module):
         return self.model(rainy, rlcn_image=rlcn_image)
 
 
-def export_onnx(model: RRANet, path: Path, opset: int = ONNX_OPSET) -> Path:
-    """Write the model (float32, RLCN as an input) as ONNX with dynamic batch, height and width."""
+def check_opset(opset: int) -> None:
+    if opset not in ONNX_OPSETS:
+        raise VidderainError(
+            f"ONNX opset {opset} cannot hold this model: use {ONNX_OPSETS.start} to {ONNX_OPSETS.stop - 1} "
+            f"(default {ONNX_OPSET})"
+        )
+
+
+def export_onnx(model: RRANet, path: Path, opset: int = ONNX_OPSET, rlcn_input: bool = False) -> Path:
+    """Write the model in float32 as ONNX with dynamic batch, height and width: the whole model (image in,
+    image out), or with ``rlcn_input`` the two-input form. Written beside and renamed: a failed export
+    leaves nothing under ``path``."""
+    check_opset(opset)
     # A copy: the caller's model stays as it is (device, layout, precision).
     model = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
     multiple = model.config.size_multiple
     height, width = (-(-side // multiple) * multiple for side in EXPORT_SIZE)
     example = torch.rand(1, 3, height, width)
     dynamic = {0: "batch", 2: "height", 3: "width"}
+    if rlcn_input:
+        graph, inputs, names = WithRLCNInput(model), (example, model.rlcn(example)), list(INPUT_NAMES)
+    else:  # an odd example size, so the padding to the size multiple is traced as the shape arithmetic it is
+        graph, inputs, names = WholeModel(model), (example[..., 1:, 1:],), [INPUT_NAMES[0]]
     partial = path.with_name(f".{path.name}.partial")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notes on Python ints: the graph is checked below
             torch.onnx.export(
-                WithRLCNInput(model),
-                (example, model.rlcn(example)),
+                graph,
+                inputs,
                 str(partial),
-                input_names=list(INPUT_NAMES),
+                input_names=names,
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={name: dynamic for name in (*INPUT_NAMES, OUTPUT_NAME)},
+                dynamic_axes={name: dynamic for name in (*names, OUTPUT_NAME)},
                 opset_version=opset,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript and keeps the graph plain
             )
         os.replace(partial, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise VidderainError(f"cannot write {path}: {error.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -88,5 +123,5 @@ def cached_onnx(model: RRANet) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise VidderainError(f"cannot create the cache folder {folder}: {error.strerror}") from None
-        export_onnx(model, path)
+        export_onnx(model, path, rlcn_input=True)
     return path

@@ -121,6 +121,11 @@ def plan_batch(
     ``overwrite``, outputs that exist but were not made by a finished run of this recipe."""
     if output.exists() and not output.is_dir():
         raise VidderainError(f"output must be a folder when the input is a folder: {output}")
+    if not output.exists() and (is_video_path(output) or is_image_path(output)):
+        raise VidderainError(
+            f"the input is a folder, so the output is a folder too, but {output} is named like a "
+            f"{'video' if is_video_path(output) else 'image'} file: give a folder name"
+        )
     if output.resolve() == folder.resolve():
         raise VidderainError("output folder is the input folder; choose another so inputs are kept")
     inputs = find_inputs(folder, recursive, exclude=output)

@@ -27,7 +27,7 @@ from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_opt
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
 from vidderain.errors import Interrupted, VidderainError, refuse_overwrite
-from vidderain.inference import Derainer, check_frame_size
+from vidderain.inference import Derainer, check_batch_memory, check_frame_size
 from vidderain.interrupt import StopRequest
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
@@ -95,12 +95,13 @@ def partial_path(target: Path) -> Path:
 def check_output_path(output: Path, source: Path | None = None, overwrite: bool = False) -> None:
     """A writable video path in an existing folder, never the input itself, nor an existing file unless
     ``overwrite``."""
+    if output.is_dir():
+        example = output / "derained.mp4"
+        raise VidderainError(f"output {output} is a folder: name a video file in it, e.g. {example}")
     if output.suffix.lower() not in OUTPUT_FORMATS:
         raise VidderainError(f"output {output} needs a video suffix ({', '.join(OUTPUT_FORMATS)})")
     if source is not None and output.exists() and output.resolve() == source.resolve():
         raise VidderainError("output path is the input path; choose another so the input is kept")
-    if output.is_dir():
-        raise VidderainError(f"output {output} is a folder; give a file name")
     if output.exists() and not overwrite:
         refuse_overwrite(output)
     folder = output.parent
@@ -161,9 +162,12 @@ def run_video(
     urgent (a second Ctrl-C) stops at once. Without one, Python's KeyboardInterrupt does the same.
     """
     source = source or prepare_video(job)
+    width, height = source.video.codec_context.width, source.video.codec_context.height
     try:
-        check_frame_size(
-            derainer.model.config, source.video.codec_context.width, source.video.codec_context.height
+        check_frame_size(derainer.model.config, width, height)
+        tile = job.tile or max(width, height)  # tiles bound what the model holds at once
+        check_batch_memory(
+            derainer.model.config, job.batch, min(width, tile), min(height, tile), derainer.device
         )
     except VidderainError:
         source.close()

@@ -143,7 +143,13 @@ class LiveSource:
         if isinstance(device, str) and not Path(device).exists():
             raise VidderainError(f"no camera at {device}")
         backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-        capture = cv2.VideoCapture(device, backend)
+        # OpenCV logs its own "[ WARN ]" lines for a camera that is not there: the error below says it once.
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            capture = cv2.VideoCapture(device, backend)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         if not capture.isOpened():
             raise VidderainError(f"cannot open camera {source} (is it connected and free?)")
         if self.options.size:
