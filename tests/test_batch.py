@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.cli_helpers import assert_one_line_error, background, vidderain
 from tests.conftest import SAMPLES
@@ -113,7 +114,8 @@ def test_an_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, t
 
     other = save_tiny_weights(tmp_path / "other.safetensors", seed=9)
     result, _ = run_json(folder, "-o", out, "--recursive", "--weights", other)
-    assert_one_line_error(result, "exists (and 3 more); pass -y/--overwrite")
+    assert_one_line_error(result, "4 output(s) in")
+    assert "were made with other model, weights" in result.stderr and "pass -y/--overwrite" in result.stderr
 
 
 def test_ray_without_the_extra_and_folder_only_options_are_one_line_errors(tmp_path, tiny_weights):
@@ -205,3 +207,51 @@ def test_a_file_whose_ray_worker_is_killed_is_retried_and_complete(tmp_path, tin
     assert derained.frames == source.frames == 150 and derained.times == source.times
     assert derained.audio_packets == source.audio_packets
     assert sorted(path.name for path in out.iterdir()) == [".vidderain-batch.json", "long.mp4"]
+
+
+def test_new_default_weights_redo_a_folder_only_with_overwrite(tmp_path, monkeypatch, capsys):
+    """A release with new default weights (same config, another file): the finished files do not count,
+    are not silently replaced, and are redone with -y; the manifest names the weights by their SHA-256."""
+    import hashlib
+
+    from vidderain import inference
+    from vidderain.cli import main
+    from vidderain.weights import save_weights
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", ClipSpec(width=64, height=48, frames=4))
+    release_1 = inference.pretrained_path("rranet-lite")
+    model = inference.load_model().model
+    with torch.no_grad():
+        model.head.bias.add_(1e-3)  # the next release's weights: same network, other numbers
+    release_2 = save_weights(model, tmp_path / "rranet-lite.safetensors")
+    command = ["run", str(folder), "-o", str(out), "--device", "cpu", "--backend", "torch", "--json"]
+
+    def run(release: Path, *extra: str) -> tuple[int, dict, str]:
+        monkeypatch.setattr(inference, "pretrained_path", lambda name: release)
+        code = main([*command, *extra])
+        captured = capsys.readouterr()
+        return code, json.loads(captured.out) if captured.out.strip() else {}, captured.err
+
+    def recorded_sha256() -> str:
+        manifest = json.loads((out / ".vidderain-batch.json").read_text())
+        return manifest["files"]["a.mp4"]["recipe"]["weights"]["sha256"]
+
+    code, summary, _ = run(release_1)
+    assert code == 0 and outcomes(summary) == {"a.mp4": "done"}
+    assert recorded_sha256() == hashlib.sha256(release_1.read_bytes()).hexdigest()
+    first = (out / "a.mp4").read_bytes()
+    code, summary, _ = run(release_1)
+    assert code == 0 and outcomes(summary) == {"a.mp4": "skipped"}
+
+    code, summary, err = run(release_2)
+    assert code == 2 and summary == {} and (out / "a.mp4").read_bytes() == first
+    assert err.strip() == (
+        f"vidderain: error: 1 output(s) in {out} were made with other weights (recorded in "
+        ".vidderain-batch.json); pass -y/--overwrite to redo them"
+    )
+    code, summary, _ = run(release_2, "-y")
+    assert code == 0 and outcomes(summary) == {"a.mp4": "done"}
+    assert recorded_sha256() == hashlib.sha256(release_2.read_bytes()).hexdigest()
+    assert read_video(out / "a.mp4").frames == 4

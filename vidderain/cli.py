@@ -520,6 +520,8 @@ def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> i
     from vidderain.batch.work import FileSettings, ModelSettings
     from vidderain.engine import EncodeOptions
     from vidderain.engine.encode import check_encode_options
+    from vidderain.inference import weights_file
+    from vidderain.weights import file_digest
 
     if args.batch is not None and args.batch < 1:
         raise VidderainError(f"--batch must be at least 1, got {args.batch}")
@@ -531,8 +533,10 @@ def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> i
     weights_path = str(args.weights.resolve()) if args.weights else None
     model = ModelSettings(args.config, weights_path, args.device, args.precision, args.backend)
     settings = FileSettings(model, args.batch, args.tile, encode)
-    weights = args.weights.stat().st_size if args.weights and args.weights.is_file() else None
-    recipe = recipe_of(model=model, weights_size=weights, tile=args.tile, encode=encode)
+    # The weights by their content (the shipped default's too): a new release's default redoes the files.
+    used = weights_file(args.config, args.weights)
+    weights = {"file": used.name, "sha256": file_digest(used)} if used else "untrained"
+    recipe = recipe_of(model=model, weights=weights, tile=args.tile, encode=encode)
     plan = plan_batch(args.input, args.output, args.recursive, args.overwrite, recipe)
     if args.ray is not None:
         from vidderain.batch.distributed import require_ray

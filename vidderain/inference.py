@@ -59,6 +59,14 @@ class LoadedModel:
         return self.model.config
 
 
+def weights_file(config: str | None = None, weights: str | Path | None = None) -> Path | None:
+    """The file :func:`load_model` reads for these arguments: ``weights``, else the weights shipped for the
+    config (None: none ship, the model runs untrained)."""
+    if weights is not None:
+        return Path(weights)
+    return pretrained_path(load_model_config(config or DEFAULT_CONFIG).name)
+
+
 def load_model(config: str | None = None, weights: str | Path | None = None) -> LoadedModel:
     """Resolve the model the way the CLI does.
 
@@ -69,7 +77,7 @@ def load_model(config: str | None = None, weights: str | Path | None = None) -> 
         model_config = load_model_config(config) if config is not None else read_config(weights)
         return LoadedModel(load_weights(weights, model_config), str(weights))
     model_config = load_model_config(config or DEFAULT_CONFIG)
-    shipped = pretrained_path(model_config.name)
+    shipped = weights_file(model_config.name)
     if shipped is not None:
         return LoadedModel(load_weights(shipped, model_config), str(shipped))
     return LoadedModel(build_model(model_config), "untrained")

@@ -6,6 +6,7 @@ a different config fails with a message naming what differs instead of a torch s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib import resources
@@ -129,3 +130,19 @@ def pretrained_path(config_name: str) -> Path | None:
     except ModuleNotFoundError:
         return None
     return Path(str(candidate)) if candidate.is_file() else None
+
+
+DIGEST_CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path) -> str | None:
+    """The SHA-256 of a weights file's bytes (None when it cannot be read: loading it reports why). It
+    names the weights themselves, so a new release's default is not taken for the old one."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(DIGEST_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -1,7 +1,9 @@
 """Which files of a folder a batch derains, where each goes, and which are done already.
 
 A finished file is recorded in the output folder's manifest (``MANIFEST``) with the input's size and
-modification time and the recipe (model, weights, encoder settings) that made it. Re-running the same
+modification time and the recipe that made it: the model settings, the weights by their content's SHA-256
+(the shipped default's too, so a release with new default weights does not take old outputs for done),
+tiles and encoder settings. Re-running the same
 command skips a file whose output is recorded, still there at its recorded size, and made from the same
 input by the same recipe; everything else is (re)done. Partial outputs (``NAME.partial.mp4`` from Ctrl-C,
 hidden files of a killed run) are never recorded, so they are redone.
@@ -103,6 +105,14 @@ class Manifest:
             and entry["recipe"] == recipe
         )
 
+    def changed(self, key: str, recipe: dict[str, Any]) -> list[str]:
+        """The parts of ``recipe`` (weights, model, tile, encode) that differ from the recorded one's."""
+        entry = self.files.get(key)
+        if entry is None:
+            return []
+        recorded = entry.get("recipe", {})
+        return sorted(part for part in {*recipe, *recorded} if recipe.get(part) != recorded.get(part))
+
     def record(self, key: str, item: BatchItem, recipe: dict[str, Any]) -> None:
         self.files[key] = {
             "input": input_state(item.input),
@@ -134,7 +144,7 @@ def plan_batch(
         hint = "" if recursive else " (pass --recursive to look in sub-folders)"
         raise VidderainError(f"no {kinds} in folder {folder}{hint}")
     manifest = Manifest(output)
-    todo, complete, existing = [], [], []
+    todo, complete, existing, changed = [], [], [], []
     for path in inputs:
         target = output / path.relative_to(folder)
         kind = "video" if is_video_path(path) else "image"
@@ -144,8 +154,15 @@ def plan_batch(
             continue
         if target.exists():
             existing.append(target)
+            changed += manifest.changed(path.relative_to(folder).as_posix(), recipe)
         todo.append(item)
     if existing and not overwrite:
+        if changed:  # made by an earlier run with other weights (a new release's default) or settings
+            parts = ", ".join(sorted(set(changed)))
+            raise VidderainError(
+                f"{len(existing)} output(s) in {output} were made with other {parts} (recorded in "
+                f"{MANIFEST}); pass -y/--overwrite to redo them"
+            )
         refuse_overwrite(existing[0], len(existing) - 1)
     return BatchPlan(folder, output, todo, complete, recipe)
 
