@@ -122,7 +122,7 @@ def test_the_mjpeg_stream_is_read_and_a_stalled_client_slows_nothing(long_clip, 
         assert cv2.imdecode(np.frombuffer(snapshot, np.uint8), cv2.IMREAD_COLOR).shape == (HEIGHT, WIDTH, 3)
         assert get(f"{base}/stream.mjpg?view=sideways")[0] == 400
 
-        without = p95_latency_over(base, 4.0)
+        before_stall = p95_latency_over(base, 4.0)
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that takes almost nothing
         stalled.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
@@ -137,7 +137,10 @@ def test_the_mjpeg_stream_is_read_and_a_stalled_client_slows_nothing(long_clip, 
             assert stats(base)["derained"] > before
         finally:
             stalled.close()
-        assert with_stalled <= max(1.5 * without, without + 100), (without, with_stalled)
+        # Bracketed: the machine's load may change during the test (other tests run beside it), so the
+        # stalled window is compared with the slower of the windows just before and just after it.
+        without = max(before_stall, p95_latency_over(base, 4.0))
+        assert with_stalled <= max(1.5 * without, without + 100), (before_stall, without, with_stalled)
 
 
 def test_a_token_guards_every_path(long_clip, tiny_weights):
