@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.media import ClipSpec, make_clip, read_video
 MOMENT_SLICES_S = ((0.5, 1.5), (1.5, 2.5), (2.5, 3.5), (3.5, 5.0))
 STOP_WITHIN_S = 15  # from the signal to the process's exit, on a busy 2-core machine
 SEED = random.randrange(2**32)
+PARALLEL_RUNS = 2
 
 
 def moments() -> list[tuple[float, signal.Signals]]:
@@ -61,8 +63,16 @@ def clip(tmp_path_factory) -> Path:
     return make_clip(path, ClipSpec(width=160, height=96, frames=300, audio=True))
 
 
+def each_moment(check) -> None:
+    """``check(index, moment, signal)`` for every moment, two processes at a time (they are independent,
+    and each mostly waits for its moment)."""
+    with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
+        for future in [pool.submit(check, index, *moment) for index, moment in enumerate(moments())]:
+            future.result()
+
+
 def test_a_signal_at_any_moment_of_a_run_stops_it_and_keeps_what_it_says(clip, tiny_weights, tmp_path):
-    for index, (moment, signum) in enumerate(moments()):
+    def check(index: int, moment: float, signum: signal.Signals) -> None:
         folder = tmp_path / str(index)
         folder.mkdir()
         target = folder / "clean.mp4"
@@ -81,11 +91,13 @@ def test_a_signal_at_any_moment_of_a_run_stops_it_and_keeps_what_it_says(clip, t
             assert left == [], (left, stderr)
             assert stderr.strip().splitlines()[-1].startswith("vidderain: interrupted"), stderr
 
+    each_moment(check)
+
 
 def test_a_signal_at_any_moment_of_a_serving_preview_stops_it_and_keeps_its_recording(
     clip, tiny_weights, tmp_path
 ):
-    for index, (moment, signum) in enumerate(moments()):
+    def check(index: int, moment: float, signum: signal.Signals) -> None:
         folder = tmp_path / str(index)
         folder.mkdir()
         recording = folder / "live.mp4"
@@ -101,3 +113,5 @@ def test_a_signal_at_any_moment_of_a_serving_preview_stops_it_and_keeps_its_reco
             assert read_video(recording).frames == derained > 0
         else:  # stopped before the first derained frame: no recording, and no half-written one
             assert left == [], (left, stderr)
+
+    each_moment(check)
