@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.data.synthesis import RAIN_KINDS, compress_h264, rain_kind, render_layered
@@ -159,7 +160,6 @@ def test_rain_measurements_recover_a_known_streak_direction_and_size():
 
 def test_an_h264_round_trip_keeps_the_picture_and_leaves_codec_loss(tmp_path):
     clean = to_float(read_rgb(SAMPLES / "clean" / "chelsea.png"))[:96, :128]
-    import torch
 
     def score(image):
         return psnr_y(
@@ -250,3 +250,40 @@ def test_pairs_rain_moves_the_training_pairs_rain_layers_and_never_a_held_out_on
     assert 0.1 < added.max() < 0.2  # 80 levels (0.31) at half gain
     with pytest.raises(VidderainError, match="rain kind 'pairs' renders the rain of the training pairs"):
         SyntheticPairs({"clean": str(background), "rain": "pairs"})
+
+
+def test_sets_groups_and_a_misaligned_reference(tmp_path):
+    """Training on some sets while validating on others, each validation pair named by its kind of rain;
+    a set of real rain whose clean frame is from another moment (shifted, in other light) gets its
+    reference aligned and light-matched, and lends no rain layers."""
+    root = make_sets(tmp_path, {"x1": "rocket"})
+    clean = read_rgb(SAMPLES / "clean" / "chelsea.png")
+    rainy = read_rgb(SAMPLES / "rainy" / "chelsea.png")
+    other_moment = np.roll(clean, (2, -3), axis=(0, 1)).astype(float) * 0.8 + 30  # moved, darker, lifted
+    for side, image in (("rainy", rainy), ("clean", other_moment.astype(np.uint8))):
+        (root / "real" / side).mkdir(parents=True)
+        write_rgb(root / "real" / side / "cam.png", image)
+    spec = {"root": str(root), **PATTERNS, "sets": ["a", "real"], "misaligned": ["real"],
+            "holdout": ["a/rainy/astronaut.png", "real/rainy/cam.png"],
+            "groups": {"heavy": ["a"], "real": ["real"]}}  # fmt: skip
+    source = PairedFolder(spec)
+    assert {pair.rainy.parent.parent.name for pair in source.pairs} == {"a"}  # b is not among the sets
+    assert [group.name for group in source.validation_groups()] == ["heavy", "real"]
+    assert [group.misaligned for group in source.validation_groups()] == [False, True]
+    (_, heavy_clean), (_, real_reference) = source.validation_pairs()
+    assert np.array_equal(heavy_clean, to_float(read_rgb(SAMPLES / "clean" / "astronaut.png")))
+
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image[None].transpose(0, 3, 1, 2)))
+
+    # The aligned, light-matched reference is the scene as the rainy frame saw it, far closer than given.
+    truth = tensor(to_float(clean))
+    before = psnr_y(tensor(to_float(other_moment.astype(np.uint8))), truth).item()
+    after = psnr_y(tensor(real_reference), truth).item()
+    assert after > before + 10, (before, after)
+
+    spec["holdout"] = ["a/rainy/astronaut.png"]  # the real pair trained on: its difference is no rain layer
+    source = PairedFolder(spec)
+    assert len(source.pairs) == 4 and len(source.rain_layers()) == 3
+    with pytest.raises(VidderainError, match=r"set 'c' in data\.paired\.sets is not a folder of pairs"):
+        PairedFolder({**spec, "sets": ["a", "c"]})

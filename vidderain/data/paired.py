@@ -12,12 +12,14 @@ the first one with rainy files under the root is used.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from vidderain.errors import VidderainError
@@ -98,6 +100,37 @@ class Pair:
         if rainy.shape != clean.shape:
             raise VidderainError(f"{self.rainy} and {self.clean} differ in size")
         return rainy, clean
+
+
+# Aligning a reference taken at another moment (real rain): the images are blurred first so the streaks do
+# not pull the fit, then an affine warp (ECC, OpenCV) and a per-channel gain and offset are fitted.
+ALIGN_BLUR_SIGMA = 2.0
+COLOUR_BLUR_SIGMA = 3.0
+ECC_ITERATIONS, ECC_EPSILON = 100, 1e-5
+
+
+def matched_reference(rainy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """``clean`` (uint8 RGB, taken at another moment than ``rainy``) warped onto ``rainy`` and brought to
+    its light: what a model can be asked to output where the two frames differ by more than the rain. The
+    rain itself, thin and bright, hardly moves a fit made on blurred images."""
+    wet, dry = (image.astype(np.float32) / 255 for image in (rainy, clean))
+    grey = [
+        cv2.GaussianBlur(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (0, 0), ALIGN_BLUR_SIGMA) for x in (wet, dry)
+    ]
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPSILON)
+    with contextlib.suppress(cv2.error):  # no convergence: the frames are left where they are
+        _, warp = cv2.findTransformECC(grey[0], grey[1], warp, cv2.MOTION_AFFINE, criteria, None, 5)
+    height, width = dry.shape[:2]
+    flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
+    aligned = cv2.warpAffine(dry, warp, (width, height), flags=flags, borderMode=cv2.BORDER_REFLECT)
+    matched = np.empty_like(aligned)
+    for channel in range(3):
+        source = cv2.GaussianBlur(aligned[..., channel], (0, 0), COLOUR_BLUR_SIGMA).ravel()
+        target = cv2.GaussianBlur(wet[..., channel], (0, 0), COLOUR_BLUR_SIGMA).ravel()
+        gain, offset = np.polyfit(source, target, 1)
+        matched[..., channel] = gain * aligned[..., channel] + offset
+    return np.round(np.clip(matched, 0, 1) * 255).astype(np.uint8)
 
 
 def _matcher(pattern: str) -> tuple[str, re.Pattern[str]]:

@@ -26,7 +26,7 @@ import av
 import numpy as np
 
 from vidderain.config import reject_unknown_keys
-from vidderain.data.paired import Pair, find_pairs, layout_from_spec
+from vidderain.data.paired import Pair, find_pairs, layout_from_spec, matched_reference
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
 from vidderain.data.synthesis import NEEDS_LAYERS, compress_h264, compress_jpeg, rain_kind
@@ -254,8 +254,12 @@ class PairedFolder:
             for group, folders in (spec.get("groups") or {}).items()
             for folder in folders
         }
-        # Sets whose clean frame was taken at another moment (real rain): scored after a lighting match.
+        # Sets whose clean frame was taken at another moment (real rain): their reference is aligned to the
+        # rainy frame and matched to its light (paired.matched_reference, once per pair), their rain
+        # layers are not moved (the lighting change would move with them), and they are scored after a
+        # lighting match.
         self.misaligned = {str(folder) for folder in spec.get("misaligned") or ()}
+        self.matched: dict[Path, np.ndarray] = {}
         self.too_small: set[Path] = set()  # pairs found under the patch size, skipped when drawn
         self.reported: set[Path] = set()
         if spec.get("holdout"):
@@ -302,7 +306,7 @@ class PairedFolder:
         rainy, clean = [], []
         while len(rainy) < size:
             pair = self.pairs[rng.integers(len(self.pairs))]
-            images = pair.load()
+            images = self._load(pair)
             if min(images[0].shape[:2]) < patch:
                 # Pairs are read when drawn (a folder may hold 600,000), so a small one is found here;
                 # another is drawn rather than padding or rescaling its rain. Drawing again (not
@@ -315,8 +319,16 @@ class PairedFolder:
         self._report_skipped(patch)
         return np.stack(rainy), np.stack(clean)
 
+    def _load(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+        rainy, clean = pair.load()
+        if self._set_of(pair) not in self.misaligned:
+            return rainy, clean
+        if pair.rainy not in self.matched:  # a race between batch threads only computes it twice
+            self.matched[pair.rainy] = matched_reference(rainy, clean)
+        return rainy, self.matched[pair.rainy]
+
     def validation_pairs(self) -> ValidationPairs:
-        return [(to_float(rainy), to_float(clean)) for rainy, clean in (p.load() for p in self.validation)]
+        return [(to_float(rainy), to_float(clean)) for rainy, clean in map(self._load, self.validation)]
 
     def validation_groups(self) -> list[ValidationGroup]:
         """The kind of rain of each validation pair, in order: its set's group (else the set's name), and
@@ -325,8 +337,10 @@ class PairedFolder:
         return [ValidationGroup(self.group_of.get(name, name), name in self.misaligned) for name in sets]
 
     def rain_layers(self) -> list[np.ndarray]:
-        """``rainy - clean`` of every training pair (held-out pairs and their copies are not among them)."""
-        return [to_float(rainy) - to_float(clean) for rainy, clean in (p.load() for p in self.pairs)]
+        """``rainy - clean`` of every training pair (held-out pairs and their copies are not among them;
+        nor misaligned ones, whose difference is more than rain)."""
+        aligned = [pair for pair in self.pairs if self._set_of(pair) not in self.misaligned]
+        return [to_float(rainy) - to_float(clean) for rainy, clean in (p.load() for p in aligned)]
 
     def _skip_small(self, pair: Pair, patch: int) -> None:
         self.too_small.add(pair.rainy)
