@@ -5,8 +5,9 @@ it is given, so a batch depends on the seed and iteration number alone (see pipe
 
 - ``paired``: rainy/clean pairs from a dataset folder, read per crop (SPA-Data has over 600,000 pairs).
   ``holdout`` names pairs (rainy paths relative to the root) that are validated on and never trained on;
-  with a holdout, pairs whose clean image has the same pixels as another are dropped as copies, so a copy
-  of a held-out pair under another name cannot leak into training (public samples repeat images).
+  with a holdout, pairs whose clean image has the same pixels as a held-out one's are dropped, so a copy
+  of a held-out pair under another name cannot leak into training (public samples repeat images), and
+  exact copies of a pair are kept once.
 - ``synthetic``: rain rendered over random crops of clean photographs (the bundled ones, or folders of
   images) and frames of clean videos (which keep their real compression), in one of the rain kinds of
   ``vidderain.data.synthesis``; then, sometimes, a JPEG or H.264 round trip of the rainy crop.
@@ -213,8 +214,9 @@ class SyntheticPairs:
         return [ValidationGroup("synthetic", False)] * len(self.validation)
 
 
-def _pixels_digest(pair: Pair) -> str:
-    return hashlib.sha1(pair.load()[1].tobytes()).hexdigest()
+def _pixels_digests(pair: Pair) -> tuple[str, str]:
+    """SHA-1 of the rainy and of the clean image's pixels."""
+    return tuple(hashlib.sha1(image.tobytes()).hexdigest() for image in pair.load())  # type: ignore[return-value]
 
 
 class PairedFolder:
@@ -290,12 +292,16 @@ class PairedFolder:
         if unknown:
             raise VidderainError(f"holdout pair {unknown[0]} is not in {root}")
         self.validation += [by_name[name] for name in names]
-        seen = {_pixels_digest(pair) for pair in self.validation}
+        # A pair is left out when its background is a held-out one's (a copy under another name, or the
+        # same scene with other rain: the benchmarks' samples repeat images, real-rain sets share one clean
+        # frame per scene), or when it is an exact copy of a pair already kept.
+        held_out = {_pixels_digests(pair)[1] for pair in self.validation}
+        seen: set[tuple[str, str]] = set()
         kept = []
         for pair in self.pairs:
-            digest = _pixels_digest(pair)
-            if digest not in seen:
-                seen.add(digest)
+            digests = _pixels_digests(pair)
+            if digests[1] not in held_out and digests not in seen:
+                seen.add(digests)
                 kept.append(pair)
         if not kept:
             raise VidderainError(f"no pairs in {root} are left to train on besides the holdout")
