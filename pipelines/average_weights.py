@@ -1,7 +1,7 @@
 """Average weights of one network: a uniform model soup of fine-tunes from one start (Wortsman et al.,
 2022), or the tail of one run's snapshots (stochastic weight averaging, Izmailov et al., 2018).
 
-    python pipelines/average_weights.py runs/stage11/best.safetensors runs/stage11b/best.safetensors \
+    python pipelines/average_weights.py runs/stage12/best.safetensors runs/stage12b/best.safetensors \
         --out runs/soup.safetensors
 
 Every file must hold the same architecture (its stored config); the average keeps that config and records

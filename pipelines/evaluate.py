@@ -2,7 +2,7 @@
 
     python pipelines/evaluate.py --data DIR [--layout rainy-clean|rain100|rain200|rain800|spa|input-target]
                                  [--weights W] [--out eval/] [--device auto] [--sheet 3]
-    python pipelines/evaluate.py --validation-of configs/train/rranet-lite-stage1.yaml [--weights W] ...
+    python pipelines/evaluate.py --validation-of configs/train/rranet-lite-stage12b.yaml [--weights W] ...
 
 The layouts are vidderain.data.paired's presets (or --rainy/--clean patterns); point --data at a test split,
 e.g. Rain200H/test or SPA-Data's real_test_1000.

@@ -1,7 +1,7 @@
 """int8 on the CPU: OpenVINO post-training quantisation (NNCF) of the exported graph, measured first.
 
     pip install nncf
-    python pipelines/quantize_int8.py --validation-of configs/train/rranet-lite-stage1.yaml [--weights W]
+    python pipelines/quantize_int8.py --validation-of configs/train/rranet-lite-stage12b.yaml [--weights W]
 
 Calibrates on frames the project ships (every 5th frame of samples/rainy_clip.mp4, and the sample stills),
 then reports PSNR-Y on the train config's validation pairs and the time per 640x360 frame, OpenVINO's
