@@ -22,26 +22,6 @@ SAMPLES = ROOT / "samples" / "images"
 os.environ.setdefault("VIDDERAIN_CACHE", tempfile.mkdtemp(prefix="vidderain-test-cache-"))
 
 
-# Tests that must not run beside each other under pytest-xdist (pyproject's addopts), by module: those that
-# time a live run (latency, drops, reconnects, signals at given moments) run one after another on one
-# worker; so do the folder tests, whose Ray cluster is one per machine (`ray stop` ends every cluster).
-XDIST_GROUPS = {
-    "test_live": "real-time",
-    "test_serve": "real-time",
-    "test_publish": "real-time",
-    "test_signals": "real-time",
-    "test_batch": "ray-cluster",
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = XDIST_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1]) if item.module else None
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pipeline(name: str) -> ModuleType:
     """A script of pipelines/ imported as a module (they are scripts beside the package, not in it)."""
     sys.path.insert(0, str(ROOT / "pipelines"))

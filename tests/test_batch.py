@@ -25,6 +25,10 @@ from tests.live_helpers import free_port
 from tests.media import ClipSpec, make_clip, read_video
 from vidderain.imageio import read_rgb
 
+# Under pytest-xdist (pyproject's addopts) this module's tests share one process: its Ray cluster is one
+# per machine (`ray stop` ends every cluster on it).
+pytestmark = pytest.mark.xdist_group("ray-cluster")
+
 ray_installed = pytest.mark.skipif(
     shutil.which("ray", path=str(Path(sys.executable).parent)) is None,
     reason="needs Ray (pip install '.[ray]')",

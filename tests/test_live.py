@@ -22,6 +22,10 @@ from tests.cli_helpers import assert_one_line_error, background, vidderain, wait
 from tests.live_helpers import free_port, needs_rtsp, needs_xvfb
 from tests.media import ClipSpec, make_clip, read_video
 
+# Under pytest-xdist (pyproject's addopts) the tests that time live runs share one process, one after
+# another, so none of them runs beside another; the rest of the suite runs on the other processes.
+pytestmark = pytest.mark.xdist_group("real-time")
+
 WINDOW_WAIT_SECONDS = 30
 
 

@@ -16,6 +16,10 @@ from tests.cli_helpers import assert_one_line_error, background, vidderain
 from tests.live_helpers import RecordServer, free_port, needs_rtsp
 from tests.media import ClipSpec, make_clip
 
+# Under pytest-xdist (pyproject's addopts) the tests that time live runs share one process, one after
+# another, so none of them runs beside another; the rest of the suite runs on the other processes.
+pytestmark = pytest.mark.xdist_group("real-time")
+
 WIDTH, HEIGHT = 320, 192
 WAIT_S = 60
 

@@ -22,6 +22,10 @@ from tests.cli_helpers import background
 from tests.live_helpers import free_port
 from tests.media import ClipSpec, make_clip, read_video
 
+# Under pytest-xdist (pyproject's addopts) the tests that time live runs share one process, one after
+# another, so none of them runs beside another; the rest of the suite runs on the other processes.
+pytestmark = pytest.mark.xdist_group("real-time")
+
 # The interpreter and the package's own imports (~0.3 s) come before any handler can be set; after that a
 # signal anywhere must end the run cleanly. One moment in each slice of the run's life, at random within it.
 MOMENT_SLICES_S = ((0.5, 1.5), (1.5, 2.5), (2.5, 3.5), (3.5, 5.0))
