@@ -2,6 +2,7 @@
 
     python pipelines/train.py --config configs/train/rranet-lite-synthetic.yaml --out runs/lite
     python pipelines/train.py --config ... --out runs/lite --resume runs/lite/checkpoint.pt
+    python pipelines/train.py --config ... --validate A.safetensors B.safetensors   (the table, no training)
 
 Data comes from a paired folder (``data.paired``: root + layout, see vidderain.data.paired) or is made on
 the fly (``data.synthetic``): rain rendered over crops of clean photographs, new rain for every crop.
@@ -224,6 +225,21 @@ def validate(model: torch.nn.Module, data: PairSource, device: torch.device) -> 
     return Validation(score, float(np.mean(ssims)), dry_psnr, dry_offset, groups)  # type: ignore[arg-type]
 
 
+def print_validations(
+    weights: list[Path], model_config: ModelConfig, data: PairSource, device: torch.device, console: Console
+) -> int:
+    """The validation line of each weights file, on stdout: the table the model card reports."""
+    for path in weights:
+        try:
+            model = initial_model(str(path), model_config).to(device)
+        except VidderainError as error:
+            console.print(f"train: error: {error}", markup=False)
+            return 2
+        scores = validate(model, data, device)
+        print(f"{path} | {scores if scores else 'no validation pairs in the config'}", flush=True)
+    return 0
+
+
 def training_progress(console: Console, iterations: int, start: int) -> Progress:
     """One live line: bar, iteration, loss and learning rate, elapsed and remaining time."""
     progress = Progress(
@@ -250,12 +266,22 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True, help="a train config (configs/train/*.yaml)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for checkpoint.pt and the weights")
+    parser.add_argument("--out", type=Path, help="folder for checkpoint.pt and the weights")
     parser.add_argument("--resume", type=Path, help="continue from this checkpoint")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this iteration")
+    parser.add_argument(
+        "--validate",
+        type=Path,
+        nargs="+",
+        metavar="WEIGHTS",
+        help="print the config's validation of these weights files (each kind of rain, the dry images), "
+        "one line each, and train nothing",
+    )
     args = parser.parse_args()
+    if args.out is None and not args.validate:
+        parser.error("--out is needed to train (or --validate WEIGHTS to only validate)")
     console = Console(stderr=True, soft_wrap=True)  # paths in messages stay on one line
     # Notes from the data (a pair skipped) as one plain line each, not Python's file:line warning form.
     warnings.showwarning = lambda message, *_: console.print(f"train: note: {message}", markup=False)
@@ -274,6 +300,8 @@ def main() -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.validate:
+        return print_validations(args.validate, model_config, data, device, console)
     args.out.mkdir(parents=True, exist_ok=True)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])

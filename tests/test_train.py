@@ -78,6 +78,17 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path, ema):
     )
     assert read_metadata(tmp_path / "whole" / "tiny.safetensors")["vidderain.iterations"] == "6"
 
+    if not ema:  # --validate prints the validation of given weights: the exported ones score as at the end
+        script = str(ROOT / "pipelines" / "train.py")
+        exported = tmp_path / "whole" / "tiny.safetensors"
+        command = [sys.executable, script, "--config", str(config), "--validate", str(exported), "--device",
+                   "cpu", "--threads", "1"]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        (line,) = result.stdout.splitlines()
+        last = re.findall(r"validation PSNR-Y .*? levels", whole.stderr)[-1]
+        assert line == f"{exported} | {last}", (line, last)
+
 
 def test_bad_training_data_is_one_line_error(tmp_path):
     data = tmp_path / "Rain200H" / "train"
