@@ -310,8 +310,6 @@ def command_preview(args: argparse.Namespace) -> int:
             size = (width, height)
         except ValueError:
             raise VidderainError(f"--size must be WIDTHxHEIGHT, got {args.size!r}") from None
-    if args.batch < 1:
-        raise VidderainError(f"--batch must be at least 1, got {args.batch}")
     err = error_console()
     serve = None
     if args.serve is not None:
@@ -523,8 +521,6 @@ def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> i
     from vidderain.inference import weights_file
     from vidderain.weights import file_digest
 
-    if args.batch is not None and args.batch < 1:
-        raise VidderainError(f"--batch must be at least 1, got {args.batch}")
     if args.start or args.end is not None:
         raise VidderainError("--start and --end are for one video, not a folder")
     encode = EncodeOptions(args.codec, args.crf, args.preset, args.side_by_side)
