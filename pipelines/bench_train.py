@@ -1,6 +1,6 @@
 """Benchmark one training iteration (train.py's TrainingStep: forward, float32 loss, backward, Adam) in
-float32 and in the mixed precision train.py picks for the device (bf16 on CPUs with native bf16, fp16 on
-CUDA).
+float32 and in the mixed precision train.py picks for the device (bf16 on CPUs with native bf16 and on CUDA
+devices that have it, else fp16 on CUDA).
 
     python pipelines/bench_train.py [--model rranet-lite] [--batch 8] [--patch 96] [--threads 1] [--repeats 5]
 
@@ -64,7 +64,7 @@ def main() -> int:
     loss_fn = WeightedLoss({"ssim": 1.0, "l1": 1.0})
     rainy = torch.rand(args.batch, 3, args.patch, args.patch, device=device)
     clean = torch.rand_like(rainy)
-    # The step train.py runs, loss scaling included where it scales (fp16 on CUDA).
+    # The step train.py runs, loss scaling included where it scales (fp16 on CUDA without bf16).
     steps = {
         "float32": TrainingStep(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), loss_fn, None),
         str(mixed).removeprefix("torch."): TrainingStep(

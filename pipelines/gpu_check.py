@@ -3,13 +3,15 @@
     pip install -e ".[gpu,test]" && python pipelines/gpu_check.py [--budget 480] > gpu-check.md
 
 Runs, in order, each step within what is left of ``--budget`` seconds (default 8 minutes):
-1. the GPU tests (``pytest -m gpu``), and the RLCN kernel's edge sweep under ``compute-sanitizer``
-   (memcheck) when it is installed: out-of-bounds reads show there even when outputs look right;
+1. the GPU tests (``pytest -m gpu``);
 2. the RLCN kernel benchmark at 1080p against the bandwidth floor (pipelines/bench_rlcn.py);
 3. the engine (decode -> model -> encode, ``vidderain run``'s path) on synthetic clips at 640x360,
    1280x720 and 1920x1080 for ``rranet-lite`` in fp16 and bf16 at batch 1, 4 and 8;
 4. live preview latency at 720p (a file played in real time, as a camera);
-5. the model alone at 720p, eager against ``torch.compile`` and CUDA graphs (fixed shape), fp16 batch 4.
+5. the model alone at 720p, eager against ``torch.compile`` and CUDA graphs (fixed shape), fp16 batch 4;
+6. the RLCN kernel's edge sweep under ``compute-sanitizer`` (memcheck) when it is installed, on what is
+   left: out-of-bounds reads show there even when outputs look right.
+A step that runs out of the budget says so in its place; every step's Markdown is printed when it ends.
 Prints a Markdown section for docs/benchmarks.md (date, device, command, tables). ``--device cpu`` with
 ``--quick`` runs the same plumbing on tiny inputs (the test suite does), without the GPU-only steps.
 """
@@ -43,7 +45,7 @@ QUICK_SIZES = {"96x64": (96, 64)}
 FRAMES, QUICK_FRAMES = 96, 6
 FPS = 25
 MODEL_REPEATS = 20
-STEPS = ("tests", "kernel", "engine", "live", "compile")
+STEPS = ("tests", "kernel", "engine", "live", "compile", "sanitizer")
 
 
 class Budget:
@@ -76,39 +78,46 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
+def timed_run(command: list[str], budget: Budget, **options: object) -> tuple[str, int | None]:
+    """A step's command within what is left of the budget: (its output, its exit status), or a line
+    saying that it ran out of time (status None): one slow step must not take the report with it."""
+    limit = max(budget.left(), 1)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=limit, **options)  # type: ignore[call-overload]
+    except subprocess.TimeoutExpired:
+        return f"timed out after {limit:.0f} s (the --budget left)", None
+    return (result.stdout.strip() or result.stderr.strip()), result.returncode
+
+
 def step_tests(budget: Budget) -> list[str]:
-    lines = ["### GPU tests", ""]
     command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(ROOT / "tests")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=max(budget.left(), 1), cwd=ROOT)
-    lines.append(
-        f"`pytest -q -m gpu`: {result.stdout.strip().splitlines()[-1] if result.stdout else 'no output'}"
-    )
+    output, _ = timed_run(command, budget, cwd=ROOT)
+    return [
+        "### GPU tests",
+        "",
+        f"`pytest -q -m gpu`: {output.splitlines()[-1] if output else 'no output'}",
+        "",
+    ]
+
+
+def step_sanitizer(budget: Budget) -> list[str]:
+    """The RLCN kernel's edge sweep under compute-sanitizer's memcheck, in one process (xdist's workers
+    under the sanitizer took the whole budget on an H200: over 169 s)."""
     sanitizer = shutil.which("compute-sanitizer")
-    if sanitizer:
-        command = [sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-m", "pytest",
-                   "-q", str(ROOT / "tests" / "test_rlcn_gpu.py"), "-k", "edges"]  # fmt: skip
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=max(budget.left(), 1), cwd=ROOT
-        )
-        verdict = "clean" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
-        lines.append(f"`compute-sanitizer --tool memcheck` on the RLCN kernel's edge sweep: {verdict}")
-    else:
-        lines.append(
-            "compute-sanitizer: not installed (the kernel's bounds are checked by the CPU emulation)"
-        )
-    return [*lines, ""]
+    if not sanitizer:
+        return ["compute-sanitizer: not installed (the kernel's bounds are checked by the CPU emulation)", ""]
+    command = [sanitizer, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, "-m", "pytest",
+               "-q", "-p", "no:xdist", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_rlcn_gpu.py"),
+               "-k", "edges"]  # fmt: skip
+    output, code = timed_run(command, budget, cwd=ROOT)
+    verdict = output if code is None else "clean" if code == 0 else f"FAILED (exit {code})"
+    return [f"`compute-sanitizer --tool memcheck` on the RLCN kernel's edge sweep: {verdict}", ""]
 
 
 def step_kernel(budget: Budget) -> list[str]:
     command = [sys.executable, str(ROOT / "pipelines" / "bench_rlcn.py"), "--size", "1080x1920"]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=max(budget.left(), 1),
-        env={**os.environ, "COLUMNS": "160"},
-    )
-    return ["### RLCN kernel, 1080p", "", "```", result.stdout.strip() or result.stderr.strip(), "```", ""]
+    output, _ = timed_run(command, budget, env={**os.environ, "COLUMNS": "160"})
+    return ["### RLCN kernel, 1080p", "", "```", output, "```", ""]
 
 
 def step_engine(budget: Budget, folder: Path, device: torch.device, sizes: dict, frames: int,
@@ -147,10 +156,10 @@ def step_live(
     command = [sys.executable, "-m", "vidderain", "preview", str(clip), "--no-window", "--json", "-y",
                "-o", str(folder / "live.out.mp4"), "--device", str(device),
                "--precision", precision]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=max(budget.left(), 1))
-    if result.returncode != 0:
-        return ["### Live preview", "", f"failed: {result.stderr.strip()}", ""]
-    summary = json.loads(result.stdout)
+    output, code = timed_run(command, budget)
+    if code != 0:
+        return ["### Live preview", "", f"failed: {output}", ""]
+    summary = json.loads(output)
     latency = summary["latency_ms"]
     return [
         f"### Live preview, {size[0]}x{size[1]} file in real time ({FPS} fps)",
@@ -209,6 +218,11 @@ def step_compile(budget: Budget, device: torch.device, size: tuple[int, int], ba
     return [*lines, ""]
 
 
+def emit(lines: list[str]) -> None:
+    """A step's Markdown, printed as soon as it is done: a run cut short still shows every finished step."""
+    print("\n".join(lines), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for all steps (default 480)")
@@ -218,21 +232,23 @@ def main() -> int:
         "--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)} (default all)"
     )
     args = parser.parse_args()
+    steps = set(args.steps.split(","))
+    unknown = sorted(steps - set(STEPS))
+    if unknown:
+        parser.error(f"unknown step {unknown[0]} (known: {', '.join(STEPS)})")
     device = resolve_device(args.device)
     budget = Budget(args.budget)
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "CPU"
     versions = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
-    out = [
-        f"## {datetime.date.today().isoformat()}, {name} ({versions})",
-        "",
-        f"`python pipelines/gpu_check.py{' --quick' if args.quick else ''} --device {args.device}`",
-        "",
-    ]
-    steps = set(args.steps.split(","))
-    unknown = sorted(steps - set(STEPS))
-    if unknown:
-        parser.error(f"unknown step {unknown[0]} (known: {', '.join(STEPS)})")
+    emit(
+        [
+            f"## {datetime.date.today().isoformat()}, {name} ({versions})",
+            "",
+            f"`python pipelines/gpu_check.py{' --quick' if args.quick else ''} --device {args.device}`",
+            "",
+        ]
+    )
     sizes, frames = (QUICK_SIZES, QUICK_FRAMES) if args.quick else (SIZES, FRAMES)
     size_720p = (96, 64) if args.quick else (1280, 720)
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,18 +257,23 @@ def main() -> int:
             if step not in steps:
                 continue
             if cuda:
-                out += run(budget)
+                emit(run(budget))
             else:
-                out += [f"{step}: skipped (no CUDA device: {device.type})", ""]
+                emit([f"{step}: skipped (no CUDA device: {device.type})", ""])
         if "engine" in steps:
             precisions = ("fp16", "bf16") if cuda else ("fp32",)
             batches = (1, 2) if args.quick else (1, 4, 8)
-            out += step_engine(budget, folder, device, sizes, frames, precisions, batches)
+            emit(step_engine(budget, folder, device, sizes, frames, precisions, batches))
         if "live" in steps:
-            out += step_live(budget, folder, device, size_720p, FPS if args.quick else FPS * 4)
+            emit(step_live(budget, folder, device, size_720p, FPS if args.quick else FPS * 4))
         if "compile" in steps:
-            out += step_compile(budget, device, size_720p, 4 if cuda else 1)
-    print("\n".join(out))
+            emit(step_compile(budget, device, size_720p, 4 if cuda else 1))
+        if "sanitizer" in steps:  # last: the slowest check, on what is left of the budget
+            emit(
+                step_sanitizer(budget)
+                if cuda
+                else [f"sanitizer: skipped (no CUDA device: {device.type})", ""]
+            )
     return 0
 
 

@@ -12,6 +12,12 @@ parameters come out bit-for-bit the same on the CPU (same thread count); on CUDA
 choices and atomics make a resumed run close to, not identical with, an uninterrupted one. The last step
 exports the weights with their config (safetensors) as OUT/NAME.safetensors.
 
+``--minutes`` bounds a run by wall-clock time (the GPU kit's budget, pipelines/gpu_kit.py): the run stops
+after the first iteration past it, validating and checkpointing there; ``--every-minutes`` validates and
+checkpoints every so many minutes too, so a run killed from outside keeps its last minute's work.
+``--workers N`` draws batches in N processes (forked before the model reaches the GPU) instead of two
+threads: on a GPU the rain rendering, not the network, sets the pace.
+
 ``train.ema`` (a decay, e.g. 0.999; 0 turns it off) keeps an exponential moving average of the parameters,
 as BasicSR's ``ema_decay`` does: validation, best.safetensors and the export are then the average, which
 smooths the step-to-step noise of small-batch training; the training step itself is unchanged.
@@ -21,16 +27,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import sys
 import time
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import yaml
@@ -98,14 +107,15 @@ def load_train_config(path: Path) -> TrainConfig:
 
 
 def training_precision(device: torch.device, amp: bool) -> torch.dtype | None:
-    """The autocast dtype of the forward pass, or None for float32. fp16 (with loss scaling) on CUDA;
-    bf16 on a CPU with native bf16 dot products (AVX512-BF16 or AMX: 1.67x the float32 iterations a
-    second on this project's EPYC core, pipelines/bench_train.py). Weights, optimiser, RLCN (float64 box
-    sums) and the loss stay float32, so SSIM's E[x^2] - E[x]^2 does not cancel to noise."""
+    """The autocast dtype of the forward pass, or None for float32. On CUDA bf16 where the device has it
+    (Ampere and later: no loss scaling), else fp16 with loss scaling; bf16 on a CPU with native bf16 dot
+    products (AVX512-BF16 or AMX: 1.67x the float32 iterations a second on this project's EPYC core,
+    pipelines/bench_train.py). Weights, optimiser, RLCN (float64 box sums) and the loss stay float32, so
+    SSIM's E[x^2] - E[x]^2 does not cancel to noise."""
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     cpu_bf16 = (getattr(torch.cpu, name, lambda: False)() for name in CPU_BF16_PROBES)
     return torch.bfloat16 if device.type == "cpu" and any(cpu_bf16) else None
 
@@ -155,23 +165,54 @@ def initial_model(init: str | None, model_config: ModelConfig) -> torch.nn.Modul
     return load_weights(init, model_config)
 
 
-class Prefetcher:
-    """Draws the next batches on worker threads while the current one trains. A batch depends on its
-    iteration number alone, so drawing ahead cannot change what is drawn."""
+_worker_draw: Any = None  # a batch-drawing process's source of batches (set once, when it starts)
 
-    def __init__(self, data: PairSource, seed: int, size: int, patch: int) -> None:
+
+def _start_worker(data: PairSource, seed: int, size: int, patch: int) -> None:
+    global _worker_draw
+    _worker_draw = lambda iteration: data.batch(np.random.default_rng([seed, iteration]), size, patch)  # noqa: E731
+
+
+def _draw_in_worker(iteration: int) -> tuple[np.ndarray, np.ndarray]:
+    return _worker_draw(iteration)
+
+
+class Prefetcher:
+    """Draws the next batches on worker threads (or, with ``workers``, forked processes) while the current
+    one trains. A batch depends on its iteration number alone, so drawing ahead, or elsewhere, cannot change
+    what is drawn. The processes start at once, with the data already loaded: create this before CUDA is."""
+
+    def __init__(self, data: PairSource, seed: int, size: int, patch: int, workers: int = 0) -> None:
+        self.ahead = 2 * workers if workers else PREFETCH_BATCHES
+        if workers:
+            # OpenCV's thread pool does not survive a fork (a child waits on threads it lacks): one thread
+            # each, the processes being the parallelism. torch is never used in them, for the same reason.
+            cv2.setNumThreads(1)
+        self.processes = (
+            multiprocessing.get_context("fork").Pool(workers, _start_worker, (data, seed, size, patch))
+            if workers
+            else None
+        )
+        self.threads = ThreadPoolExecutor(PREFETCH_BATCHES, thread_name_prefix="batches")
         self.draw = lambda iteration: data.batch(np.random.default_rng([seed, iteration]), size, patch)
-        self.pool = ThreadPoolExecutor(PREFETCH_BATCHES, thread_name_prefix="batches")
-        self.pending: dict[int, Future] = {}
+        self.pending: dict[int, Any] = {}
+
+    def _submit(self, iteration: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        if self.processes is None:
+            return self.threads.submit(self.draw, iteration).result
+        return self.processes.apply_async(_draw_in_worker, (iteration,)).get
 
     def get(self, iteration: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        for ahead in range(iteration, min(iteration + PREFETCH_BATCHES, last) + 1):
+        for ahead in range(iteration, min(iteration + self.ahead, last) + 1):
             if ahead not in self.pending:
-                self.pending[ahead] = self.pool.submit(self.draw, ahead)
-        return self.pending.pop(iteration).result()
+                self.pending[ahead] = self._submit(ahead)
+        return self.pending.pop(iteration)()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.threads.shutdown(wait=True, cancel_futures=True)
+        if self.processes is not None:
+            self.processes.terminate()
+            self.processes.join()
 
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -272,6 +313,17 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--stop-after", type=int, help="stop (with a checkpoint) after this iteration")
     parser.add_argument(
+        "--minutes",
+        type=float,
+        help="stop (validating, with a checkpoint) once this much wall time has passed",
+    )
+    parser.add_argument(
+        "--every-minutes", type=float, help="validate and checkpoint every so many minutes of wall time too"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="draw batches in this many processes (0: two threads)"
+    )
+    parser.add_argument(
         "--validate",
         type=Path,
         nargs="+",
@@ -293,8 +345,7 @@ def main() -> int:
         settings = config.train
         torch.manual_seed(settings["seed"])
         init = settings["init"]
-        model = initial_model(init, model_config).to(device).train()
-        average = moving_average(model, float(settings["ema"]))
+        model = initial_model(init, model_config).train()
     except VidderainError as error:
         console.print(f"train: error: {error}", markup=False)
         return 2
@@ -303,6 +354,31 @@ def main() -> int:
     if args.validate:
         return print_validations(args.validate, model_config, data, device, console)
     args.out.mkdir(parents=True, exist_ok=True)
+    # Batch-drawing processes fork here, before the model (and CUDA with it) reaches the device.
+    prefetcher = Prefetcher(data, settings["seed"], settings["batch"], settings["patch"], args.workers)
+    with closing(prefetcher):
+        return train(args, config, model_config, data, device, model, prefetcher, console)
+
+
+def train(
+    args: argparse.Namespace,
+    config: TrainConfig,
+    model_config: ModelConfig,
+    data: PairSource,
+    device: torch.device,
+    model: torch.nn.Module,
+    prefetcher: Prefetcher,
+    console: Console,
+) -> int:
+    settings, init = config.train, config.train["init"]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one crop size throughout: pick the fastest convolutions once
+    model = model.to(device)
+    try:
+        average = moving_average(model, float(settings["ema"]))
+    except VidderainError as error:
+        console.print(f"train: error: {error}", markup=False)
+        return 2
 
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -339,9 +415,11 @@ def main() -> int:
     step = TrainingStep(model, optimizer, scaler, loss_fn, precision)
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
+    deadline = started + 60 * args.minutes if args.minutes else math.inf
+    every = 60 * args.every_minutes if args.every_minutes else math.inf
+    next_save = started + every
     try:
-        prefetcher = Prefetcher(data, settings["seed"], settings["batch"], settings["patch"])
-        with training_progress(console, settings["iterations"], start) as progress, closing(prefetcher):
+        with training_progress(console, settings["iterations"], start) as progress:
             task = progress.tasks[0].id
             for iteration in range(start + 1, last + 1):
                 rainy, clean = prefetcher.get(iteration, last)
@@ -354,8 +432,13 @@ def main() -> int:
                     average.update_parameters(model)
                 done = iteration - start
                 final = iteration == settings["iterations"]
-                validating = iteration % settings["validate_every"] == 0 or final
-                checkpointing = iteration % settings["checkpoint_every"] == 0 or iteration == last
+                now = time.perf_counter()
+                out_of_time = now >= deadline
+                on_time = now >= next_save or out_of_time  # the wall-clock checkpoints of --every-minutes
+                if on_time:
+                    next_save = now + every
+                validating = iteration % settings["validate_every"] == 0 or final or on_time
+                checkpointing = iteration % settings["checkpoint_every"] == 0 or iteration == last or on_time
                 if not (validating or checkpointing or iteration % PROGRESS_EVERY == 0):
                     progress.update(task, completed=iteration)
                     continue  # loss.item() waits for the GPU: read it only when it is shown
@@ -392,6 +475,14 @@ def main() -> int:
                 if checkpointing or "validation" in line:
                     # A log line, printed above the live progress line.
                     progress.console.print(line, markup=False)
+                if out_of_time:
+                    progress.console.print(
+                        f"time limit ({args.minutes:g} min) reached at iteration {iteration}; "
+                        f"continue with --resume {args.out / 'checkpoint.pt'}",
+                        markup=False,
+                    )
+                    last = iteration
+                    break
     except VidderainError as error:
         console.print(f"train: error: {error}", markup=False)
         return 2

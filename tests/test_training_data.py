@@ -176,11 +176,18 @@ def test_video_frames_are_sampled_at_the_asked_interval(tmp_path):
     frames = video_frames(tmp_path, every_seconds=1.0)
     assert len(frames) == 3 and frames[0].shape == (360, 640, 3) and frames[0].dtype == np.uint8
     assert len(video_frames(tmp_path, every_seconds=0.5)) == 6
-    stills = tmp_path / "stills"
+    stills = tmp_path / "stills"  # frames taken already (the GPU kit packs them so): read as they are
     stills.mkdir()
-    write_rgb(stills / "frame.png", frames[0])
+    write_rgb(stills / "00001.png", frames[1])
+    write_rgb(stills / "00000.png", frames[0])
+    read_back = video_frames(stills, 1.0)
+    assert len(read_back) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(read_back, frames[:2], strict=True))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no clips here")
     with pytest.raises(VidderainError, match="no videos in"):
-        video_frames(stills, 1.0)
+        video_frames(empty, 1.0)
 
 
 def test_bundled_photos_and_image_folders_train_together_and_the_holdout_stays_out():

@@ -77,9 +77,13 @@ def image_files(folders: Iterable[str | Path]) -> list[Path]:
 
 
 def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
-    """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB)."""
+    """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB); a folder of
+    images instead of clips holds frames already taken so (the GPU kit packs them: pipelines/gpu_kit.py)."""
     clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p))
     if not clips:
+        stills = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if stills:
+            return [read_rgb(path) for path in stills]
         raise VidderainError(f"no videos in {folder}")
     frames = []
     for clip in clips:
@@ -101,17 +105,18 @@ ENTRY_KEYS = ("share", "kind")  # the keys of a rain entry that are not the kind
 class SyntheticPairs:
     """Rain rendered over crops of clean photographs or video frames; ``holdout`` photos only validate.
 
-    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; all of them when no ``clean`` is
-    given) and/or ``clean`` (a folder, or a list of folders, of images: searched recursively); ``video``
-    (a folder of clean clips) with ``video_share`` (the fraction of crops taken from its frames) and
-    ``video_every`` (seconds between the frames kept); ``holdout`` (bundled photo names kept for
-    validation); ``rain`` (a rain kind of vidderain.data.synthesis, default ``streaks``, or a mapping of
-    kinds to their shares of the crops, or to ``{share: ..., <range>: ...}`` to change a kind's ranges;
-    an entry under another name renders ``kind: <kind>``, e.g. ``heavy-streaks: {kind: streaks, ...}``);
-    the ``pairs`` kind renders the rain layers of ``paired``, the config's paired source (loaded at once:
-    for sets of hundreds of pairs, not SPA-Data's 600,000); ``jpeg`` and ``h264`` (``probability`` and a
-    ``quality`` or ``crf`` range of a round trip of the rainy crop, so codec-blurred streaks are rain
-    too); ``rain_free`` (the share of crops left dry, so the model learns to leave dry footage alone).
+    ``data.synthetic`` keys: ``photos`` (names from vidderain.data.photos; all of them when no ``clean``
+    is given) and/or ``clean`` (a folder, or a list of folders, of images: searched recursively);
+    ``video`` (a folder of clean clips, or of frames taken from them as images) with ``video_share`` (the
+    fraction of crops taken from its frames) and ``video_every`` (seconds between the frames kept);
+    ``holdout`` (bundled photo names kept for validation); ``rain`` (a rain kind of
+    vidderain.data.synthesis, default ``streaks``, or a mapping of kinds to their shares of the crops, or
+    to ``{share: ..., <range>: ...}`` to change a kind's ranges; an entry under another name renders
+    ``kind: <kind>``, e.g. ``heavy-streaks: {kind: streaks, ...}``); the ``pairs`` kind renders the rain
+    layers of ``paired``, the config's paired source (loaded at once: for sets of hundreds of pairs, not
+    SPA-Data's 600,000); ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a
+    round trip of the rainy crop, so codec-blurred streaks are rain too); ``rain_free`` (the share of
+    crops left dry, so the model learns to leave dry footage alone).
     """
 
     KEYS = (
