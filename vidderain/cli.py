@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="process frames larger than this many pixels per side in overlapping, blended tiles "
         "(bounded memory for 4K/8K); more than 64; default off: whole frames",
     )
+    add_temporal_option(video, live=False)
     video.add_argument("--start", type=number(float, 0), default=0.0, help="segment start, seconds")
     video.add_argument("--end", type=number(float, 0, strict=True), help="segment end, seconds")
     folders = run.add_argument_group("folders")
@@ -206,6 +207,34 @@ def number(kind: type, least: float, *, strict: bool = False, most: float | None
 
     parse.__name__ = kind.__name__  # argparse names the type in its message
     return parse
+
+
+def temporal_radius(text: str) -> int:
+    """An argparse type for --temporal: auto (the default radius), off (0) or a radius of 1 to the most."""
+    from vidderain.engine.temporal import DEFAULT_RADIUS, MAX_RADIUS
+
+    named = {"auto": DEFAULT_RADIUS, "off": 0}
+    if text in named:
+        return named[text]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a number of frames, got {text!r}") from None
+    if not 0 <= value <= MAX_RADIUS:
+        raise argparse.ArgumentTypeError(f"must be off or 1 to {MAX_RADIUS} frames, got {text}")
+    return value
+
+
+def add_temporal_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, live: bool) -> None:
+    where = "the frames before it" if live else "the frames before and after it"
+    parser.add_argument(
+        "--temporal",
+        type=temporal_radius,
+        default="auto",
+        metavar="auto|off|N",
+        help=f"after the model, remove what is left of the rain using {where}, aligned by optical flow "
+        "(helps most on static cameras); N frames on each side (auto: 2); off: each frame alone",
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -528,11 +557,11 @@ def run_folder_command(args: argparse.Namespace, err: Console, quiet: bool) -> i
     # An absolute weights path: Ray workers start elsewhere (and see it only on a shared file system).
     weights_path = str(args.weights.resolve()) if args.weights else None
     model = ModelSettings(args.config, weights_path, args.device, args.precision, args.backend)
-    settings = FileSettings(model, args.batch, args.tile, encode)
+    settings = FileSettings(model, args.batch, args.tile, encode, args.temporal)
     # The weights by their content (the shipped default's too): a new release's default redoes the files.
     used = weights_file(args.config, args.weights)
     weights = {"file": used.name, "sha256": file_digest(used)} if used else "untrained"
-    recipe = recipe_of(model=model, weights=weights, tile=args.tile, encode=encode)
+    recipe = recipe_of(model=model, weights=weights, tile=args.tile, encode=encode, temporal=args.temporal)
     plan = plan_batch(args.input, args.output, args.recursive, args.overwrite, recipe)
     if args.ray is not None:
         from vidderain.batch.distributed import require_ray
@@ -568,6 +597,7 @@ def video_job(args: argparse.Namespace, batch: int):
         end=args.end,
         encode=EncodeOptions(args.codec, args.crf, args.preset, args.side_by_side),
         overwrite=args.overwrite,
+        temporal=args.temporal,
     )
 
 
@@ -631,6 +661,13 @@ def print_summary(err: Console, summary) -> None:
     )
     stages = ", ".join(f"{stage.name} {stage.fps:.1f} fps" for stage in summary.stages)
     err.print(f"stages (frames per busy second): {stages}; bottleneck: {summary.bottleneck}")
+    if summary.temporal:
+        err.print(
+            f"temporal fusion: {summary.temporal} frame(s) each side; {summary.temporal_frames} of "
+            f"{summary.frames} frames changed (--temporal off: each frame as the model made it)"
+        )
+    else:
+        err.print("temporal fusion: off")
     if summary.corrupt_packets:
         err.print(f"[yellow]skipped {summary.corrupt_packets} corrupt packet(s)[/yellow]")
     if summary.truncated:

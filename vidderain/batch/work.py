@@ -44,6 +44,7 @@ class FileSettings:
     batch: int | None = None  # frames per model call; None: the device's default
     tile: int | None = None
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    temporal: int = 0  # temporal fusion's radius for videos (vidderain.engine.temporal); 0: off
 
 
 @dataclass
@@ -126,7 +127,10 @@ def _derain_video(
     from vidderain.inference import default_batch
 
     batch = settings.batch if settings.batch is not None else default_batch(derainer.device)
-    job = VideoJob(item.input, item.output, batch, settings.tile, encode=settings.encode, overwrite=True)
+    job = VideoJob(
+        item.input, item.output, batch, settings.tile, encode=settings.encode, overwrite=True,
+        temporal=settings.temporal,
+    )  # fmt: skip
     source = prepare_video(job)
     progress = (lambda done, expected: on_progress(done)) if on_progress else None
     summary = run_video(job, derainer, progress, source=source, interrupt=interrupt)

@@ -1,4 +1,5 @@
-"""``vidderain run VIDEO``: decode -> upload -> model -> encode, four threads joined by bounded queues.
+"""``vidderain run VIDEO``: decode -> upload -> model -> [temporal] -> encode, threads joined by bounded
+queues.
 
 Every stage works at once; the bounded queues make the slowest stage set the pace without unbounded
 memory. The output is written to a hidden file beside the target and renamed only when complete. Ctrl-C
@@ -26,6 +27,7 @@ from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
+from vidderain.engine.temporal import TemporalSettings, TemporalStage
 from vidderain.errors import Interrupted, VidderainError, refuse_overwrite
 from vidderain.inference import Derainer, check_batch_memory, check_frame_size
 from vidderain.interrupt import StopRequest
@@ -49,6 +51,9 @@ class VideoJob:
     # Convert to the encoder's yuv420p on the model's device (1.5 bytes a pixel back, no swscale): None
     # decides (on CUDA, for even-sized frames written as they are); True/False force it.
     device_yuv: bool | None = None
+    # Neighbours on each side for temporal fusion after the model (vidderain.engine.temporal); 0: off,
+    # each frame as the model made it. The CLI's default is DEFAULT_TEMPORAL_RADIUS.
+    temporal: int = 0
 
 
 @dataclass
@@ -61,6 +66,8 @@ class RunSummary:
     repaired_timestamps: int
     partial: bool = False
     truncated: str | None = None  # why the input looks cut short (the output holds what it had)
+    temporal: int = 0  # temporal fusion's radius (0: off)
+    temporal_frames: int = 0  # frames it changed
 
     @property
     def fps(self) -> float:
@@ -85,6 +92,9 @@ class RunSummary:
             "repaired_timestamps": self.repaired_timestamps,
             "partial": self.partial,
             "truncated_input": self.truncated,
+            "temporal": {"radius": self.temporal, "frames_changed": self.temporal_frames}
+            if self.temporal
+            else None,
         }
 
 
@@ -115,6 +125,8 @@ def prepare_video(job: VideoJob) -> InputVideo:
     """Check every option and open the input: all user errors surface here, before any work starts."""
     if job.batch < 1:
         raise VidderainError(f"--batch must be at least 1, got {job.batch}")
+    if job.temporal < 0:
+        raise VidderainError(f"--temporal must be off or a radius of at least 1, got {job.temporal}")
     if job.tile is not None and job.tile <= 2 * job.tile_overlap:
         raise VidderainError(
             f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
@@ -204,6 +216,7 @@ def _run(
     frames = StageQueue(2 * job.batch, control)
     batches = StageQueue(1, control)  # one batch uploading while the model works on the previous one
     derained = StageQueue(2, control)
+    fused = StageQueue(2, control) if job.temporal else derained
     passthrough: queue.Queue = queue.Queue()  # bounded in practice: decode blocks on `frames`
     runner = DeviceRunner(
         derainer, job.batch, control, job.tile, job.tile_overlap, device_yuv(job, source, derainer)
@@ -215,8 +228,13 @@ def _run(
     decode = DecodeStage(source, frames, passthrough, control, interrupt, warn)
     upload = BatchStage(frames, batches, runner, control)
     infer = InferStage(batches, derained, runner, control)
-    encode = EncodeStage(derained, passthrough, source, temp, job.encode, infer, control, interrupt)
-    stages: list[Stage] = [decode, upload, infer, encode]
+    temporal = (
+        TemporalStage(derained, fused, TemporalSettings(radius=job.temporal), infer, control)
+        if job.temporal
+        else None
+    )
+    encode = EncodeStage(fused, passthrough, source, temp, job.encode, infer, control, interrupt)
+    stages: list[Stage] = [decode, upload, infer, *([temporal] if temporal else []), encode]
 
     started = time.perf_counter()
     for stage in stages:
@@ -246,13 +264,17 @@ def _run(
         repaired_timestamps=decode.repaired_timestamps,
         partial=interrupted,
         truncated=decode.truncated,
+        temporal=job.temporal,
+        temporal_frames=temporal.fusion.fused_frames if temporal else 0,
     )
 
 
 def device_yuv(job: VideoJob, source: InputVideo, derainer: Derainer) -> bool:
     """Whether the model's device also converts the results to yuv420p (see VideoJob.device_yuv)."""
     context = source.video.codec_context
-    possible = not job.encode.side_by_side and context.width % 2 == 0 and context.height % 2 == 0
+    # Temporal fusion works on RGB frames, after the model: the conversion stays the encoder's then.
+    possible = not job.encode.side_by_side and not job.temporal
+    possible = possible and context.width % 2 == 0 and context.height % 2 == 0
     wanted = derainer.device.type == "cuda" if job.device_yuv is None else job.device_yuv
     return possible and wanted
 
