@@ -2,12 +2,14 @@
 
     python pipelines/bench_pipeline.py [--clip samples/rainy_clip.mp4] [--config rranet-lite] [--batch 4]
     python pipelines/bench_pipeline.py --backend torch openvino onnxruntime   # backends side by side
+    python pipelines/bench_pipeline.py --temporal 2   # the engine with temporal fusion against without
 
 Prints fps for: decode alone (to RGB, as the engine does), model alone (batches already in memory), encode
 alone (the same encoder settings), the naive loop (decode one frame, derain it, encode it, repeat) and the
 engine, then engine / naive and engine / slowest stage; with several backends, model alone and the engine
-for each, their ratios to the first, and how far each one's frames are from the first's. Every figure
-comes from this one run.
+for each, their ratios to the first, and how far each one's frames are from the first's; with
+``--temporal N``, the engine with temporal fusion (vidderain.engine.temporal) and its ratio to the engine
+without, the two run alternately twice and each one's faster run kept. Every figure comes from this one run.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main() -> None:
         choices=BACKEND_NAMES,
         help="one or more, compared in one run",
     )
+    parser.add_argument("--temporal", type=int, default=0, help="also the engine with this temporal radius")
     args = parser.parse_args()
 
     console = Console()
@@ -140,6 +143,13 @@ def main() -> None:
             for name, d in derainers.items()
         }
         outputs = {name: d(np.stack(frames[: args.batch])) for name, d in derainers.items()}
+        temporal = {}
+        for round_ in range(2 if args.temporal else 0):  # alternated: the machine's load falls on both
+            for radius in (0, args.temporal):
+                target = folder / f"t{radius}-{round_}.mp4"
+                job = VideoJob(args.clip, target, batch=args.batch, encode=options, temporal=radius)
+                done = run_video(job, derainer)
+                temporal[radius] = max(temporal.get(radius, 0.0), done.frames / done.seconds)
     summary = next(iter(summaries.values()))
 
     count = len(frames)
@@ -154,6 +164,9 @@ def main() -> None:
     for name in args.backend[1:]:
         rows[f"model alone ({name})"] = count / model_seconds[name]
         rows[f"engine ({name})"] = summaries[name].frames / summaries[name].seconds
+    if args.temporal:
+        rows["engine, temporal off (best of 2)"] = temporal[0]
+        rows[f"engine, temporal {args.temporal} (best of 2)"] = temporal[args.temporal]
     slowest_name = min(("decode alone", "model alone", "encode alone"), key=rows.get)
     table = Table(title=f"fps at {width}x{height} ({count} frames)")
     table.add_column("what")
@@ -168,6 +181,10 @@ def main() -> None:
     )
     console.print(f"engine / naive = {rows['engine'] / rows['naive loop']:.3f}")
     console.print(f"engine / slowest stage ({slowest_name}) = {rows['engine'] / rows[slowest_name]:.3f}")
+    if args.temporal:
+        console.print(
+            f"engine with temporal {args.temporal} / without = {temporal[args.temporal] / temporal[0]:.3f}"
+        )
     for name in args.backend[1:]:
         difference = np.abs(outputs[name].astype(int) - outputs[first].astype(int))
         console.print(

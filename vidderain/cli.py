@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--duration", type=number(float, 0, strict=True), help="stop after this many seconds")
     live.add_argument("--max-frames", type=number(int, 1), help="stop after this many derained frames")
+    add_temporal_option(live, live=True)
     # Files always play at their own pace now; the flag that asked for it is accepted and does nothing.
     live.add_argument("--realtime", action="store_true", help=argparse.SUPPRESS)
     live.add_argument(
@@ -230,10 +231,11 @@ def add_temporal_option(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument(
         "--temporal",
         type=temporal_radius,
-        default="auto",
+        default="off",
         metavar="auto|off|N",
         help=f"after the model, remove what is left of the rain using {where}, aligned by optical flow "
-        "(helps most on static cameras); N frames on each side (auto: 2); off: each frame alone",
+        "(static cameras); N frames on each side (auto: 2); default off: each frame alone (measured gains "
+        "are still small: docs/benchmarks.md)",
     )
 
 
@@ -359,6 +361,7 @@ def command_preview(args: argparse.Namespace) -> int:
         encode=EncodeOptions(args.codec, args.crf, args.preset),
         overwrite=args.overwrite,
         serve=serve,
+        temporal=args.temporal,
     )
     quiet = args.quiet or args.json
     preview = Preview(options)  # checks the display, outputs, source and port before the model loads

@@ -55,6 +55,7 @@ class TemporalSettings:
     opening: int = 5  # grey-level opening at the flow width, in pixels: wider than a streak
     blur_sigma: float = 1.0  # then a blur, in flow pixels
     photometric: float = 0.05  # blurred Y may differ by this much (0-1) for a neighbour's pixel to count
+    plain_tolerance: float = 0.12  # a neighbour darker than this on the unopened grey does not count
     min_coverage: float = 0.4  # a neighbour trusted on less of the frame is dropped (a cut, a flash)
     min_valid: int = 2  # neighbours that must count at a pixel before it may change
     deviation: float = 0.02  # |Y - neighbours' median| where the pull starts (0-1)
@@ -69,7 +70,8 @@ class TemporalSettings:
 @dataclass
 class _Frame:
     image: np.ndarray  # uint8 RGB, the model's output
-    small: np.ndarray  # float32 grey at the flow width
+    small: np.ndarray  # uint8 grey at the flow width, thin bright lines taken out, blurred
+    plain: np.ndarray  # float32 grey at the flow width as it is (thin bright lines kept), in [0, 1]
     item: Any  # what travels with the frame (its DecodedFrame)
 
 
@@ -92,7 +94,7 @@ class TemporalFusion:
         ready: list[tuple[np.ndarray, Any]] = []
         if self.frames and image.shape != self.frames[0].image.shape:
             ready += self.flush()  # a new size (a reconnected camera): a new sequence
-        self.frames.append(_Frame(image, self._small(image), item))
+        self.frames.append(_Frame(image, *self._small(image), item))
         while self.pending + self.settings.delay < self.first + len(self.frames):
             ready.append(self._emit(self.pending))
         self._forget()
@@ -118,10 +120,11 @@ class TemporalFusion:
             self.first += 1
         self.flows = {key: flow for key, flow in self.flows.items() if min(key) >= self.first}
 
-    def _small(self, image: np.ndarray) -> np.ndarray:
+    def _small(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grey at the flow width with thin bright lines taken out (a grey-level opening: rain is brighter
         than what it falls on and thinner than the kernel), then blurred: what the flow and the photometric
-        check look at, so the rain left in a frame neither moves the flow nor fails the check."""
+        check look at, so the rain left in a frame neither moves the flow nor fails the check; and the
+        grey as it is, in [0, 1]."""
         height, width = image.shape[:2]
         scale = min(1.0, self.settings.flow_width / width)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -129,9 +132,8 @@ class TemporalFusion:
             size = (max(round(width * scale), 1), max(round(height * scale), 1))
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.opening,) * 2)
-        return cv2.GaussianBlur(
-            cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel), (0, 0), self.settings.blur_sigma
-        )
+        opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
+        return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
 
     def _flow(self, source: int, target: int) -> np.ndarray:
         """Flow from frame ``source`` to frame ``target`` at the flow width: where each pixel of the source
@@ -173,6 +175,10 @@ class TemporalFusion:
         use_still = still <= np.maximum(moved, s.photometric / 2)
         moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
         valid = np.where(use_still, still <= s.photometric, moved_ok)
+        # And with thin lines kept: a neighbour far darker there is a bright line (a lane marking, a
+        # wire) the alignment missed, not rain the model left, which is faint.
+        plain_flow = np.where(use_still[..., None], 0.0, forward).astype(np.float32)
+        valid &= remap(there.plain, grid + plain_flow) >= here.plain - s.plain_tolerance
         if valid.mean() < s.min_coverage:
             return None
         # Trust stops short of where it fails: the opening and blur soften edges by a few pixels, and an

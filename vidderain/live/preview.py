@@ -24,6 +24,7 @@ from vidderain.engine.device import DeviceRunner
 from vidderain.engine.encode import EncodeOptions, check_encode_options
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
+from vidderain.engine.temporal import TemporalSettings, TemporalStage
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer
 from vidderain.interrupt import StopRequest
@@ -57,6 +58,7 @@ class PreviewOptions:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False  # replace existing recordings (-y)
     serve: ServeOptions | None = None  # --serve: the web view (vidderain.live.serve)
+    temporal: int = 0  # causal temporal fusion over this many past frames (vidderain.engine.temporal); 0: off
 
 
 @dataclass
@@ -69,6 +71,7 @@ class PreviewSummary:
     reconnects: int
     outputs: list[str]
     output_reconnects: int = 0  # RTSP publishing: connections made again after the server went away
+    temporal: int = 0  # past frames temporal fusion used (0: off)
 
     def to_dict(self) -> dict[str, Any]:
         latencies = np.array(self.latencies_ms or [0.0])
@@ -87,6 +90,7 @@ class PreviewSummary:
             "reconnects": self.reconnects,
             "outputs": self.outputs,
             "output_reconnects": self.output_reconnects,
+            "temporal": {"radius": self.temporal, "causal": True} if self.temporal else None,
         }
 
 
@@ -170,11 +174,18 @@ class Preview:
         self.derained = StageQueue(1, self.control)
         runner = DeviceRunner(derainer, batch, self.control)
         self.capture = CaptureStage(self.source, self.frames, self.control, self.stop_capture)
+        # Temporal fusion is causal here: each frame with the frames before it, so none waits for later
+        # ones (no added frame of latency; its own work is the only cost).
+        from_model = StageQueue(1, self.control) if options.temporal else self.derained
+        infer = InferStage(self.batches, from_model, runner, self.control)
         self.stages = [
             self.capture,
             BatchStage(self.frames, self.batches, runner, self.control, greedy=True),
-            InferStage(self.batches, self.derained, runner, self.control),
+            infer,
         ]
+        if options.temporal:
+            settings = TemporalSettings(radius=options.temporal, causal=True)
+            self.stages.append(TemporalStage(from_model, self.derained, settings, infer, self.control))
         self.recorders = [
             open_sink(target, options.encode, self.source.rate, options.overwrite)
             for target in (options.output, options.record_input)
@@ -229,6 +240,7 @@ class Preview:
             reconnects=self.capture.reconnects,
             outputs=[recorder.target for recorder in self.recorders if recorder.frames],
             output_reconnects=sum(getattr(recorder, "reconnects", 0) for recorder in self.recorders),
+            temporal=self.options.temporal,
         )
 
     def _loop(self, started: float) -> None:
@@ -303,6 +315,7 @@ class Preview:
             f"in {figures['fps_in']:.1f} fps  out {figures['fps_out']:.1f} fps",
             f"latency {figures['latency_ms']} ms  dropped {figures['dropped']}",
             f"reconnects {figures['reconnects']}",
+            f"temporal {f'on, {self.options.temporal} past frames' if self.options.temporal else 'off'}",
         ]
         draw_overlay(picture, lines)
         return picture
