@@ -212,9 +212,10 @@ def number(kind: type, least: float, *, strict: bool = False, most: float | None
 
 def temporal_radius(text: str) -> int:
     """An argparse type for --temporal: auto (the default radius), off (0) or a radius of 1 to the most."""
-    from vidderain.engine.temporal import DEFAULT_RADIUS, MAX_RADIUS
+    from vidderain.config import TEMPORAL_DEFAULT_RADIUS
+    from vidderain.config import TEMPORAL_MAX_RADIUS as MAX_RADIUS
 
-    named = {"auto": DEFAULT_RADIUS, "off": 0}
+    named = {"auto": TEMPORAL_DEFAULT_RADIUS, "off": 0}
     if text in named:
         return named[text]
     try:

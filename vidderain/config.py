@@ -156,3 +156,9 @@ def _read_config_text(name_or_path: str) -> tuple[str, str, str]:
             f"(shipped: {', '.join(available_configs())}; or pass a YAML path)"
         )
     return shipped.read_text(encoding="utf-8"), f"vidderain/configs/{name_or_path}.yaml", name_or_path
+
+
+# Temporal fusion's window (vidderain.engine.temporal), here so the CLI parses --temporal without loading
+# the engine (an import of torch during parsing would delay the Ctrl-C handler by a second).
+TEMPORAL_DEFAULT_RADIUS = 2  # two frames before and two after (files); two before (live)
+TEMPORAL_MAX_RADIUS = 4

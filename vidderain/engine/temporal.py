@@ -33,12 +33,12 @@ import cv2
 import numpy as np
 import torch
 
+from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 from vidderain.engine.device import HostBatch
 from vidderain.engine.infer import DerainedBatch, InferStage
 from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 
-DEFAULT_RADIUS = 2  # two frames before and two after (files); two before (live)
-MAX_RADIUS = 4
+DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights: Y of RGB in [0, 1]
 UINT8_MAX = 255.0
 
