@@ -11,9 +11,10 @@ reduced width). A neighbour's pixel counts only where the alignment is trustwort
   uncovered object does not): a photometric check;
 - the neighbour as a whole agrees over enough of the frame (a cut or a flash fails it): else it is dropped.
 
-Where at least ``min_valid`` neighbours count, the frame's brightness (Y) is compared with their median;
-a departure beyond ``deviation`` is what no neighbour saw, a transient (a streak the model left, bright, or
-the dark trace of one it over-removed), and is pulled to the median, fully beyond ``full_deviation``. Only
+Where at least ``min_valid`` neighbours count (on both sides, when there are both), the frame's brightness
+(Y) is compared with the brightest of them: an excess beyond ``deviation`` is what no neighbour saw, a
+transient (a streak the model left; rain is light), and is pulled down to it, fully beyond
+``full_deviation``. Only
 Y moves (the colour stays the frame's: rain has none), and everywhere else the model's frame is kept as it
 is, so detail is not blurred and nothing moving is smeared. Frames with too few neighbours (the first and
 last ones, after a cut) come out as the model made them.
@@ -58,7 +59,7 @@ class TemporalSettings:
     plain_tolerance: float = 0.12  # a neighbour darker than this on the unopened grey does not count
     min_coverage: float = 0.4  # a neighbour trusted on less of the frame is dropped (a cut, a flash)
     min_valid: int = 2  # neighbours that must count at a pixel before it may change
-    deviation: float = 0.02  # |Y - neighbours' median| where the pull starts (0-1)
+    deviation: float = 0.02  # Y above the brightest counting neighbour where the pull starts (0-1)
     full_deviation: float = 0.05  # ... and where it is complete
 
     @property
@@ -177,8 +178,8 @@ class TemporalFusion:
         valid = np.where(use_still, still <= s.photometric, moved_ok)
         # And with thin lines kept: a neighbour far darker there is a bright line (a lane marking, a
         # wire) the alignment missed, not rain the model left, which is faint.
-        plain_flow = np.where(use_still[..., None], 0.0, forward).astype(np.float32)
-        valid &= remap(there.plain, grid + plain_flow) >= here.plain - s.plain_tolerance
+        flow = np.where(use_still[..., None], 0.0, forward).astype(np.float32)
+        valid &= remap(there.plain, grid + flow) >= here.plain - s.plain_tolerance
         if valid.mean() < s.min_coverage:
             return None
         # Trust stops short of where it fails: the opening and blur soften edges by a few pixels, and an
@@ -186,7 +187,6 @@ class TemporalFusion:
         margin = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
         valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE).astype(bool)
         full_height, full_width = here.image.shape[:2]
-        flow = np.where(use_still[..., None], 0.0, forward).astype(np.float32)
         scale = np.array([full_width / width, full_height / height], np.float32)
         full_flow = cv2.resize(flow, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
         full_grid = np.stack(np.meshgrid(np.arange(full_width), np.arange(full_height)), axis=-1)
