@@ -314,8 +314,9 @@ class Preview:
         lines = [
             f"in {figures['fps_in']:.1f} fps  out {figures['fps_out']:.1f} fps",
             f"latency {figures['latency_ms']} ms  dropped {figures['dropped']}",
-            f"reconnects {figures['reconnects']}",
-            f"temporal {f'on, {self.options.temporal} past frames' if self.options.temporal else 'off'}",
+            # One line with the reconnects: the overlay stays three lines, off the picture's middle.
+            f"reconnects {figures['reconnects']}  temporal "
+            + (f"on ({self.options.temporal} past)" if self.options.temporal else "off"),
         ]
         draw_overlay(picture, lines)
         return picture
