@@ -19,26 +19,52 @@ from vidderain.engine.temporal import TemporalFusion, TemporalSettings
 from vidderain.imageio import read_rgb
 
 HEIGHT, WIDTH = 96, 128
-STREAK_LEVELS = 25  # how much brighter a streak is: faint, as what a model leaves (strong lines are scene)
+RAIN_LEVELS = 80  # how much brighter a streak is in the rainy frame
+LEFT_LEVELS = 20  # ... and in the model's output, where it left the streak (faint, as models leave it)
+LEFT_SHARE = 0.5  # the share of streaks the model leaves
+SOFTENING = 0.6  # the model's output is a little softer than the scene (a Gaussian blur, in pixels)
+CLIP_RAIN_LEVELS = 30  # light rain for the shipped model, which leaves traces of it that fusion takes out
 
 
 def scene(name: str) -> np.ndarray:
     return np.ascontiguousarray(read_rgb(SAMPLES / "clean" / f"{name}.png")[:HEIGHT, :WIDTH])
 
 
-def with_streaks(clean: np.ndarray, rng: np.random.Generator, count: int = 10) -> np.ndarray:
-    """Thin bright slanted streaks at new random places: rain the model left, different in every frame."""
-    layer = np.zeros(clean.shape[:2], np.uint8)
+def streaks(rng: np.random.Generator, count: int = 10) -> list[np.ndarray]:
+    """Thin slanted streak masks at new random places: rain, different in every frame."""
+    masks = []
     for _ in range(count):
+        layer = np.zeros((HEIGHT, WIDTH), np.uint8)
         x, y = int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT))
         length = int(rng.integers(8, 20))
-        cv2.line(layer, (x, y), (x + length // 4, y + length), STREAK_LEVELS, 1)
-    return np.clip(clean.astype(np.int16) + layer[..., None], 0, 255).astype(np.uint8)
+        cv2.line(layer, (x, y), (x + length // 4, y + length), 1, 1)
+        masks.append(layer.astype(bool))
+    return masks
 
 
-def fuse(frames: list[np.ndarray], settings: TemporalSettings | None = None) -> list[np.ndarray]:
+def brighten(image: np.ndarray, where: np.ndarray, levels: int) -> np.ndarray:
+    return np.clip(image.astype(np.int16) + levels * where[..., None], 0, 255).astype(np.uint8)
+
+
+def rained(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A rainy frame and what a model makes of it: most streaks gone, half of them left faint, the scene
+    a little softened."""
+    masks = streaks(rng)
+    rain = np.any(masks, axis=0)
+    left = np.any(masks[: int(len(masks) * LEFT_SHARE)], axis=0)
+    softened = cv2.GaussianBlur(clean, (0, 0), SOFTENING)
+    return brighten(clean, rain, RAIN_LEVELS), brighten(softened, left, LEFT_LEVELS)
+
+
+def fuse(
+    derained: list[np.ndarray], rainy: list[np.ndarray], settings: TemporalSettings | None = None
+) -> list[np.ndarray]:
     fusion = TemporalFusion(settings or TemporalSettings())
-    out = [image for frame in frames for image, _ in fusion.push(frame)]
+    out = [
+        image
+        for after, before in zip(derained, rainy, strict=True)
+        for image, _ in fusion.push(after, rainy=before)
+    ]
     return out + [image for image, _ in fusion.flush()]
 
 
@@ -46,51 +72,84 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.PSNR(a, b))
 
 
+def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of luma: fusion moves Y only."""
+    return psnr(*(cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)[..., 0] for image in (a, b)))
+
+
+def error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b).mean())
+
+
 def test_moving_streaks_over_a_still_scene_come_out_closer_to_the_clean_frames():
     rng = np.random.default_rng(1)
     clean = scene("rocket")
-    rainy = [with_streaks(clean, rng) for _ in range(9)]
-    fused = fuse(rainy)
+    rainy, derained = zip(*[rained(clean, rng) for _ in range(9)], strict=True)
+    fused = fuse(derained, rainy)
     assert len(fused) == len(rainy)
-    before = np.mean([psnr(frame, clean) for frame in rainy])
-    after = np.mean([psnr(frame, clean) for frame in fused])
-    assert after > before + 4, (before, after)
-    for frame, out in zip(rainy, fused, strict=True):  # off the streaks, the frame is kept as it was
-        dry = np.abs(frame.astype(int) - clean).max(axis=-1) == 0
-        change = np.abs(out.astype(int) - frame).max(axis=-1)[dry]
-        assert np.mean(change <= 2) > 0.999 and change.max() <= 8  # (a pixel touching a streak may move)
+    before = [psnr(frame, clean) for frame in derained]
+    after = [psnr(frame, clean) for frame in fused]
+    # Every frame gains: the streaks the model left are outvoted and its softening undone (the first and
+    # last frames too, from their neighbours on one side).
+    assert min(a - b for a, b in zip(after, before, strict=True)) > 2, (before, after)
+    assert np.mean(after) > np.mean(before) + 4, (before, after)
+
+
+def test_without_the_rainy_frames_or_a_model_that_removes_nothing_nothing_changes():
+    # Differences the model did not call rain are not trusted: an identity model, or no rainy frames,
+    # leaves every frame as it came (a misaligned neighbour looks just like that).
+    rng = np.random.default_rng(6)
+    clean = scene("rocket")
+    rainy = [rained(clean, rng)[0] for _ in range(6)]
+    for fused in (fuse(rainy, rainy), fuse(rainy, [None] * len(rainy))):
+        assert all(np.array_equal(a, b) for a, b in zip(fused, rainy, strict=True))
+
+
+def test_a_repeated_frame_has_no_vote_and_comes_out_as_its_twin():
+    # Frame-rate conversions repeat frames, rain and all: a copy must not outvote the frame it copies,
+    # and the two must come out alike (the input does not flicker between them, nor may the output).
+    rng = np.random.default_rng(7)
+    clean = scene("rocket")
+    pairs = [rained(clean, rng) for _ in range(4)]
+    pairs = [pair for pair in pairs for _ in range(2)]  # every frame twice
+    rainy, derained = zip(*pairs, strict=True)
+    fused = fuse(derained, rainy)
+    for first, second in zip(fused[::2], fused[1::2], strict=True):
+        assert np.array_equal(first, second)
+    assert np.mean([psnr(a, clean) for a in fused]) > np.mean([psnr(a, clean) for a in derained]) + 2
 
 
 def test_a_cut_mixes_nothing_across_it():
     rng = np.random.default_rng(2)
     first, second = scene("rocket"), scene("chelsea")
-    frames = [with_streaks(first, rng) for _ in range(4)] + [with_streaks(second, rng) for _ in range(4)]
-    fused = fuse(frames)
-    for index, (frame, out) in enumerate(zip(frames, fused, strict=True)):
-        clean = first if index < 4 else second
-        # Pixels no streak touched are left exactly as they were, next to the cut too ...
-        dry = np.abs(frame.astype(int) - clean).max(axis=-1) == 0
-        assert np.abs(out.astype(int) - frame)[dry].max() <= 2, index
+    pairs = [rained(first, rng) for _ in range(4)] + [rained(second, rng) for _ in range(4)]
+    rainy, derained = zip(*pairs, strict=True)
+    fused = fuse(derained, rainy)
+    for index, (frame, out) in enumerate(zip(derained, fused, strict=True)):
+        clean, other = (first, second) if index < 4 else (second, first)
+        # Each frame comes out no further from its own scene, next to the cut too ...
+        assert error(out, clean) <= error(frame, clean), index
         # ... and nothing comes nearer the other scene than the frame was.
-        other = second if index < 4 else first
-        assert np.abs(out.astype(int) - other).mean() >= np.abs(frame.astype(int) - other).mean() - 0.5
+        assert error(out, other) >= error(frame, other) - 0.5, index
 
 
 def test_a_moving_object_leaves_no_ghost():
     rng = np.random.default_rng(3)
     background = scene("coffee")
-    frames, cleans, boxes = [], [], []
+    rainy, derained, cleans, boxes = [], [], [], []
     for index in range(9):
         clean = background.copy()
         left = 10 + 6 * index  # a dark square crossing the frame, 6 pixels a frame
         clean[30:60, left : left + 30] = (20, 40, 200)
         cleans.append(clean)
         boxes.append((slice(26, 64), slice(max(left - 4, 0), left + 34)))
-        frames.append(with_streaks(clean, rng))
-    fused = fuse(frames)
-    for frame, out, clean, box in zip(frames, fused, cleans, boxes, strict=True):
-        per_frame = np.abs(frame[box].astype(int) - clean[box]).mean()
-        temporal = np.abs(out[box].astype(int) - clean[box]).mean()
+        before, after = rained(clean, rng)
+        rainy.append(before)
+        derained.append(after)
+    fused = fuse(derained, rainy)
+    for frame, out, clean, box in zip(derained, fused, cleans, boxes, strict=True):
+        per_frame = error(frame[box], clean[box])
+        temporal = error(out[box], clean[box])
         assert temporal <= per_frame + 0.25, (per_frame, temporal)
 
 
@@ -98,19 +157,22 @@ def test_causal_fusion_returns_each_frame_at_once_from_past_frames_only():
     rng = np.random.default_rng(4)
     clean = scene("rocket")
     fusion = TemporalFusion(TemporalSettings(radius=2, causal=True))
-    outputs = []
+    gains = []
     for index in range(6):
-        ready = fusion.push(with_streaks(clean, rng), index)
+        rainy, derained = rained(clean, rng)
+        ready = fusion.push(derained, index, rainy=rainy)
         assert [item for _, item in ready] == [index]  # no frame waits for a later one
-        outputs.append(ready[0][0])
+        gains.append(psnr(ready[0][0], clean) - psnr(derained, clean))
     assert fusion.flush() == []
-    assert psnr(outputs[-1], clean) > psnr(with_streaks(clean, np.random.default_rng(4)), clean) + 3
+    assert gains[0] == 0  # nothing before the first frame to fuse with
+    assert min(gains[2:]) > 2, gains
 
 
 def write_clip(path, frames: list[np.ndarray], fps: int = 10) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "0", "g": "4"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv444p"
         stream.codec_context.time_base = Fraction(1, fps)
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -124,30 +186,36 @@ def decode(path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_run_fuses_with_temporal_auto_and_off_gives_the_per_frame_result(tmp_path, identity_weights):
+def test_run_fuses_with_temporal_auto_and_off_gives_the_per_frame_result(tmp_path):
+    # The shipped model (fusion trusts only differences a model called rain), on streaks over a still scene.
     rng = np.random.default_rng(5)
-    clean = scene("rocket")
+    # An odd size: vidderain then encodes 4:4:4, and lossless (--crf 0) output shows what fusion changes.
+    clean = scene("rocket")[1:, 1:]
     source = tmp_path / "streaks.mp4"
-    write_clip(source, [with_streaks(clean, rng) for _ in range(12)])
+    rain = [np.any(streaks(rng), axis=0)[1:, 1:] for _ in range(12)]
+    write_clip(source, [brighten(clean, where, CLIP_RAIN_LEVELS) for where in rain])
     outputs = {}
     for mode in ("auto", "off"):
         target = tmp_path / f"{mode}.mp4"
         options = ["--temporal", mode] if mode == "auto" else []  # off is the default
-        result = vidderain("run", source, "-o", target, "--weights", identity_weights, "--json", *options)
+        result = vidderain(
+            "run", source, "-o", target, "--backend", "torch", "--crf", "0", "--json", *options
+        )
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["frames"] == 12
         outputs[mode] = decode(target)
         assert len(outputs[mode]) == 12 and read_video(target).frames == 12
         if mode == "auto":
-            assert report["temporal"]["radius"] == 2 and report["temporal"]["frames_changed"] > 0
+            assert report["temporal"]["radius"] == 2 and report["temporal"]["frames_changed"] == 12
             assert "temporal" in report["stages"]
         else:
             assert report["temporal"] is None and "temporal" not in report["stages"]
-    # The identity network returns its input: off is the decoded input, fused is nearer the clean scene.
-    off = np.mean([psnr(frame, clean) for frame in outputs["off"]])
-    fused = np.mean([psnr(frame, clean) for frame in outputs["auto"]])
-    assert fused > off + 1.5, (off, fused)  # measured +2.2 dB on these faint streaks
+    off = [psnr_y(frame, clean) for frame in outputs["off"]]
+    fused = [psnr_y(frame, clean) for frame in outputs["auto"]]
+    # Every frame nearer the clean scene in Y (measured 2026-12-05: +0.27 dB at least, +1.66 on average).
+    assert min(a - b for a, b in zip(fused, off, strict=True)) > 0.1, (off, fused)
+    assert np.mean(fused) > np.mean(off) + 0.8, (off, fused)
 
 
 @pytest.mark.parametrize("value", ["9", "-1", "often"])

@@ -1,30 +1,34 @@
-"""Temporal fusion: what the model left of the rain, removed with the frame's motion-aligned neighbours.
+"""Temporal fusion: the frame's motion-aligned neighbours, rainy and derained, voted on pixel by pixel.
 
 Rain moves and changes from frame to frame; the scene does not, or moves smoothly. After the model, each
 frame is compared with its neighbours (``radius`` on each side for files; only past ones, ``causal``, for
 live preview), each aligned to it by dense optical flow (OpenCV's DIS, on the derained frames' grey at a
-reduced width). A neighbour's pixel counts only where the alignment is trustworthy:
+reduced width, with thin bright lines opened away so leftover rain does not steer it). A neighbour's
+pixel counts only where the alignment is trustworthy:
 
 - the flow is consistent forward and backward (the occlusion test of Sundaram et al., ECCV 2010), and
   the pixel lands inside the neighbour;
-- the neighbour agrees with the frame once both are blurred (thin streaks vanish in the blur, a moved or
-  uncovered object does not): a photometric check;
-- the neighbour as a whole agrees over enough of the frame (a cut or a flash fails it): else it is dropped.
+- the neighbour agrees with the frame once both are opened and blurred (thin streaks vanish, a moved or
+  uncovered object does not), and is not far darker on the plain grey (a lane marking the flow missed);
+- the rainy frames agree there too, unless the model removed rain from one of them: two views of one
+  scene differ only by rain, so a difference the model did not call rain is a misalignment (the fine
+  texture a moving camera shifts by a pixel);
+- the neighbour as a whole counts over enough of the frame (a cut or a flash fails it): else it is dropped.
 
-Where at least ``min_valid`` neighbours count (on both sides, when there are both), the frame's brightness
-(Y) is compared with the brightest of them: an excess beyond ``deviation`` is what no neighbour saw, a
-transient (a streak the model left; rain is light), and is pulled down to it, fully beyond
-``full_deviation``. Only
-Y moves (the colour stays the frame's: rain has none), and everywhere else the model's frame is kept as it
-is, so detail is not blurred and nothing moving is smeared. Frames with too few neighbours (the first and
-last ones, after a cut) come out as the model made them.
+Where at least ``min_valid`` neighbours count (on both sides, where the frame has both), Y becomes the
+median of every counting frame's two values: the model's (rain removed, detail a little softened) and the
+rainy input's (detail intact, rain on top). Rain in a minority of the views is outvoted, what the model
+softened or changed in dry places comes back from the inputs, and compression noise averages down. Only Y
+moves (the colour stays the model's: rain has none); pixels with too few neighbours (a moving object, a
+cut, a stream's first frame) stay as the model made them.
 
 ``TemporalFusion`` is the algorithm on uint8 RGB frames; ``TemporalStage`` is the pipeline stage that runs
-it between the model and the encoder (vidderain.engine.pipeline); live preview calls it causally.
+it between the model and the encoder (vidderain.engine.pipeline); live preview runs it causally.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +46,12 @@ from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights: Y of RGB in [0, 1]
 UINT8_MAX = 255.0
+HALF_LEVEL = 0.5 / UINT8_MAX  # a shift below this rounds away
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
 
 
 @dataclass(frozen=True)
@@ -51,16 +61,18 @@ class TemporalSettings:
     radius: int = 2  # neighbours on each side (files), or before (causal)
     causal: bool = False  # past frames only: no frame waits for later ones (live preview)
     flow_width: int = 480  # optical flow on frames scaled down to at most this width
+    flow_preset: str = "fast"  # OpenCV's DIS preset: ultrafast, fast (as good as medium here) or medium
     occlusion_alpha: float = 0.01  # forward-backward test: |f + b|^2 <= alpha (|f|^2 + |b|^2) + beta
     occlusion_beta: float = 0.5
     opening: int = 5  # grey-level opening at the flow width, in pixels: wider than a streak
     blur_sigma: float = 1.0  # then a blur, in flow pixels
     photometric: float = 0.05  # blurred Y may differ by this much (0-1) for a neighbour's pixel to count
-    plain_tolerance: float = 0.12  # a neighbour darker than this on the unopened grey does not count
+    plain_tolerance: float = 0.09  # a neighbour darker than this on the unopened grey does not count
+    rainy_tolerance: float = 0.02  # rainy Y may differ by this much where the model removed no rain ...
+    rain_removed: float = 0.02  # ... which is where rainy Y exceeds derained Y by less than this
+    repeated_frame: float = 0.1 / UINT8_MAX  # frames whose rainy Y differs by less on average are copies
     min_coverage: float = 0.4  # a neighbour trusted on less of the frame is dropped (a cut, a flash)
     min_valid: int = 2  # neighbours that must count at a pixel before it may change
-    deviation: float = 0.02  # Y above the brightest counting neighbour where the pull starts (0-1)
-    full_deviation: float = 0.05  # ... and where it is complete
 
     @property
     def delay(self) -> int:
@@ -74,6 +86,8 @@ class _Frame:
     small: np.ndarray  # uint8 grey at the flow width, thin bright lines taken out, blurred
     plain: np.ndarray  # float32 grey at the flow width as it is (thin bright lines kept), in [0, 1]
     item: Any  # what travels with the frame (its DecodedFrame)
+    luma: np.ndarray  # float32 Y of the model's output, in [0, 1]
+    rainy_luma: np.ndarray  # float32 Y of the model's input (the output's own where the caller has none)
 
 
 class TemporalFusion:
@@ -88,14 +102,19 @@ class TemporalFusion:
         self.first = 0  # stream index of frames[0]
         self.pending = 0  # stream index of the next frame to emit
         self.flows: dict[tuple[int, int], np.ndarray] = {}
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[settings.flow_preset])
         self.fused_frames = 0  # frames where at least one pixel moved (for the summary)
+        self.previous: tuple[int, np.ndarray] | None = None  # the last frame emitted: (index, image)
 
-    def push(self, image: np.ndarray, item: Any = None) -> list[tuple[np.ndarray, Any]]:
+    def push(
+        self, image: np.ndarray, item: Any = None, rainy: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, Any]]:
         ready: list[tuple[np.ndarray, Any]] = []
         if self.frames and image.shape != self.frames[0].image.shape:
             ready += self.flush()  # a new size (a reconnected camera): a new sequence
-        self.frames.append(_Frame(image, *self._small(image), item))
+        derained_luma = luma(image)
+        rainy_luma = derained_luma if rainy is None or rainy.shape != image.shape else luma(rainy)
+        self.frames.append(_Frame(image, *self._small(image), item, derained_luma, rainy_luma))
         while self.pending + self.settings.delay < self.first + len(self.frames):
             ready.append(self._emit(self.pending))
         self._forget()
@@ -106,12 +125,24 @@ class TemporalFusion:
         self.first += len(self.frames)
         self.frames.clear()
         self.flows.clear()
+        self.previous = None
         return ready
 
     def _emit(self, index: int) -> tuple[np.ndarray, Any]:
         self.pending = index + 1
         frame = self.frames[index - self.first]
-        return self._fuse(index), frame.item
+        previous = self.previous
+        if previous is not None and previous[0] == index - 1 and self._repeated(index - 1, index):
+            image = previous[1]  # a repeated frame comes out as its twin did: no flicker between them
+        else:
+            image = self._fuse(index)
+        self.previous = (index, image)
+        return image, frame.item
+
+    def _repeated(self, index: int, other: int) -> bool:
+        """Whether two frames are copies of one (their rainy Y differs by under ``repeated_frame``)."""
+        first, second = (self.frames[i - self.first].rainy_luma for i in (index, other))
+        return bool(np.mean(np.abs(first - second)) < self.settings.repeated_frame)
 
     def _forget(self) -> None:
         """Drop frames no later frame will use as a neighbour, and their flows."""
@@ -154,19 +185,20 @@ class TemporalFusion:
                 yield other
 
     def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Frame ``other`` warped onto frame ``index`` (float Y at full size), and where it counts; None
-        when it counts on too little of the frame (a cut, a flash) to be trusted at all. Each pixel takes
+        """Where each pixel of frame ``index`` is in frame ``other`` (a sampling map at full size), and
+        where that counts; None when it counts on too little of the frame (a cut, a flash) to be trusted
+        at all. Each pixel takes
         the flow's match or, where it agrees better, the same place in the neighbour: a still camera's
         background needs no flow, whose small errors would only cost it pixels."""
         s = self.settings
         here, there = self.frames[index - self.first], self.frames[other - self.first]
         forward, backward = self._flow(index, other), self._flow(other, index)
         height, width = here.small.shape
-        grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+        grid = pixel_grid(height, width)
         where = grid + forward
         back = remap(backward, where)
-        mismatch = np.sum((forward + back) ** 2, axis=-1)
-        bound = s.occlusion_alpha * (np.sum(forward**2, -1) + np.sum(back**2, -1)) + s.occlusion_beta
+        mismatch = squared_length(forward + back)
+        bound = s.occlusion_alpha * (squared_length(forward) + squared_length(back)) + s.occlusion_beta
         inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1)
         inside &= (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
         here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
@@ -189,43 +221,100 @@ class TemporalFusion:
         full_height, full_width = here.image.shape[:2]
         scale = np.array([full_width / width, full_height / height], np.float32)
         full_flow = cv2.resize(flow, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
-        full_grid = np.stack(np.meshgrid(np.arange(full_width), np.arange(full_height)), axis=-1)
-        warped = remap(there.image, full_grid.astype(np.float32) + full_flow)
         mask = cv2.resize(valid.astype(np.uint8), (full_width, full_height), interpolation=cv2.INTER_NEAREST)
-        return luma(warped), mask.astype(bool)
+        return pixel_grid(full_height, full_width) + full_flow, mask.astype(bool)
 
     def _fuse(self, index: int) -> np.ndarray:
         s = self.settings
-        image = self.frames[index - self.first].image
-        aligned, sides = [], []
+        here = self.frames[index - self.first]
+        # Each frame offers two values a pixel: the model's (rain removed, detail a little softened) and the
+        # rainy input's (detail intact, rain on top). Where a neighbour does not count, its pair is -inf
+        # and +inf, which leaves the median of the others unchanged.
+        derained, rainy, masks, sides = [here.luma], [here.rainy_luma], [], []
         for other in self._neighbours(index):
-            if (found := self._aligned(index, other)) is not None:
-                aligned.append(found)
-                sides.append(other > index)
-        if len(aligned) < s.min_valid:
-            return image
-        # Where enough neighbours count, the brightest of them bounds the frame: a pixel brighter than
-        # every one of them is a transient (rain is light), pulled down to it. Not the median: beside a
-        # moving object some neighbours still show the object, and only the brightest can be trusted.
-        # With neighbours on both sides, both must count: what an object uncovers is seen only after it,
-        # what it covers only before, while rain is gone on both sides.
-        count = np.sum([mask for _, mask in aligned], axis=0)
-        enough = count >= s.min_valid
+            there = self.frames[other - self.first]
+            # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
+            if self._repeated(index, other):
+                continue
+            if (found := self._aligned(index, other)) is None:
+                continue
+            where, mask = found
+            there_derained, there_rainy = remap(there.luma, where), remap(there.rainy_luma, where)
+            # Two views of one scene differ only by rain: a rainy difference the model removed no rain
+            # from, in either frame, is a misalignment (texture a moving camera shifted by a pixel).
+            rain_removed = (here.rainy_luma - here.luma > s.rain_removed) | (
+                there_rainy - there_derained > s.rain_removed
+            )
+            mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
+            derained.append(np.where(mask, there_derained, -np.inf))
+            rainy.append(np.where(mask, there_rainy, np.inf))
+            masks.append(mask)
+            sides.append(other > index)
+        if len(masks) < s.min_valid:
+            return here.image
+        # Fused only where enough neighbours count and, with neighbours on both sides, on both sides: what
+        # an object uncovers is seen only after it, what it covers only before, while rain is gone on both.
+        enough = np.sum(masks, axis=0) >= s.min_valid
         if any(sides) and not all(sides):
             for side in (False, True):
-                enough &= np.any(
-                    [mask for (_, mask), later in zip(aligned, sides, strict=True) if later == side], 0
-                )
-        current = luma(image)
-        brightest = np.max([np.where(mask, y, -np.inf) for y, mask in aligned], axis=0)
-        brightest = np.where(enough, brightest, current)  # too few: left as it is
-        excess = current - brightest
-        pull = np.clip((excess - s.deviation) / (s.full_deviation - s.deviation), 0.0, 1.0)
-        if not pull.any():
-            return image
+                enough &= np.any([mask for mask, later in zip(masks, sides, strict=True) if later == side], 0)
+        median = middle_mean(derained + rainy)
+        shift = np.where(enough, median - here.luma, 0.0)
+        if not np.any(np.abs(shift) >= HALF_LEVEL):
+            return here.image
         self.fused_frames += 1
-        shift = pull * (brightest - current) * UINT8_MAX
-        return np.clip(image.astype(np.float32) + shift[..., None], 0, UINT8_MAX).round().astype(np.uint8)
+        # Only Y moves (rain has no colour); the frame's own colour stays.
+        shifted = here.image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
+        return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+
+
+@functools.cache
+def middle_comparators(count: int) -> tuple[tuple[int, int], ...]:
+    """A sorting network for ``count`` values cut down to what decides its two middle outputs: Batcher's
+    odd-even merge sort for the next power of two, whose extra inputs would be +inf (so every comparator
+    that touches one is a no-op and goes), then only the comparators the middle two outputs depend on."""
+    size = 1 << max(count - 1, 1).bit_length()
+    network = []
+    span = 1
+    while span < size:
+        step = span
+        while step >= 1:
+            for start in range(step % span, size - step, 2 * step):
+                for offset in range(min(step, size - start - step)):
+                    low, high = offset + start, offset + start + step
+                    if low // (2 * span) == high // (2 * span) and high < count:
+                        network.append((low, high))
+            step //= 2
+        span *= 2
+    needed, kept = {count // 2 - 1, count // 2}, []
+    for low, high in reversed(network):
+        if low in needed or high in needed:
+            kept.append((low, high))
+            needed |= {low, high}
+    return tuple(reversed(kept))
+
+
+def middle_mean(planes: list[np.ndarray]) -> np.ndarray:
+    """Per pixel, the median of an even number of float32 planes (the mean of the two middle values), by a
+    sorting network of cv2.min/max: a few milliseconds where np.partition along a stack takes tens."""
+    wires = list(planes)
+    for low, high in middle_comparators(len(wires)):
+        wires[low], wires[high] = cv2.min(wires[low], wires[high]), cv2.max(wires[low], wires[high])
+    middle = len(wires) // 2
+    return (wires[middle - 1] + wires[middle]) / 2
+
+
+@functools.cache
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """(x, y) of every pixel, float32 (height, width, 2): a flow plus this is a sampling map for remap."""
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    grid.flags.writeable = False  # shared by every caller
+    return grid
+
+
+def squared_length(vectors: np.ndarray) -> np.ndarray:
+    """|v|^2 of (..., 2) vectors."""
+    return vectors[..., 0] ** 2 + vectors[..., 1] ** 2
 
 
 def remap(image: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -265,7 +354,7 @@ class TemporalStage(Stage):
                 batch.derained.release()
                 ready = []
                 for frame, image in zip(batch.frames, images, strict=True):
-                    ready += self.fusion.push(image, frame)
+                    ready += self.fusion.push(image, frame, rainy=frame.image)
                 self.stats.frames += len(batch.frames)
             self._send(ready)
         with self.stats:
