@@ -97,13 +97,17 @@ def test_a_server_that_accepts_and_sends_nothing_times_out_in_one_line(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_source_faster_than_the_model_drops_frames_and_latency_stays_bounded(tmp_path):
+@pytest.mark.parametrize("temporal", ["off", "auto"])
+def test_a_source_faster_than_the_model_drops_frames_and_latency_stays_bounded(tmp_path, temporal):
     # A file plays at its own pace by default, as a camera would: 25 fps in real time; the lite model
-    # manages a few fps here, so most frames must be dropped rather than queued into a slideshow.
+    # manages a few fps here, so most frames must be dropped rather than queued into a slideshow. Causal
+    # temporal fusion (past frames only) must keep the same bounds.
     clip = make_clip(tmp_path / "fast.mp4", ClipSpec(width=160, height=96, frames=75, fps=25))
-    result = preview(clip, "--no-window", "-o", tmp_path / "o.mp4", "--config", "rranet-lite")
+    options = ("--no-window", "-o", tmp_path / "o.mp4", "--config", "rranet-lite", "--temporal", temporal)
+    result = preview(clip, *options)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
+    assert summary["temporal"] == ({"radius": 2, "causal": True} if temporal == "auto" else None)
     assert summary["captured"] == 75
     assert summary["dropped"] > 0 and summary["derained"] < summary["captured"]
     # Every captured frame is either derained or dropped (a batch may be in flight at the end).

@@ -235,7 +235,7 @@ def add_temporal_option(parser: argparse.ArgumentParser | argparse._ArgumentGrou
         default="off",
         metavar="auto|off|N",
         help=f"after the model, vote out what is left of the rain with {where}, aligned by optical flow "
-        "(best on still cameras: +0.5 to +3.6 dB measured; a dashcam gains little); N frames on each side "
+        "(best on still cameras: +0.3 to +3.7 dB measured; a dashcam gains little); N frames on each side "
         "(auto: 2); default off: each frame alone (docs/benchmarks.md)",
     )
 

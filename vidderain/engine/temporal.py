@@ -60,7 +60,7 @@ class TemporalSettings:
 
     radius: int = 2  # neighbours on each side (files), or before (causal)
     causal: bool = False  # past frames only: no frame waits for later ones (live preview)
-    flow_width: int = 480  # optical flow on frames scaled down to at most this width
+    flow_width: int = 240  # optical flow on frames scaled down to at most this width (smoother: measured)
     flow_preset: str = "fast"  # OpenCV's DIS preset: ultrafast, fast (as good as medium here) or medium
     occlusion_alpha: float = 0.01  # forward-backward test: |f + b|^2 <= alpha (|f|^2 + |b|^2) + beta
     occlusion_beta: float = 0.5
