@@ -20,7 +20,7 @@ median of every counting frame's two values: the model's (rain removed, detail a
 rainy input's (detail intact, rain on top). Rain in a minority of the views is outvoted, what the model
 softened or changed in dry places comes back from the inputs, and compression noise averages down. Only Y
 moves (the colour stays the model's: rain has none); pixels with too few neighbours (a moving object, a
-cut, a stream's first frame) stay as the model made them.
+cut, a live stream's first frame) stay as the model made them.
 
 ``TemporalFusion`` is the algorithm on uint8 RGB frames; ``TemporalStage`` is the pipeline stage that runs
 it between the model and the encoder (vidderain.engine.pipeline); live preview runs it causally.
