@@ -80,7 +80,7 @@ def fused(
     return out + [image for image, _ in fusion.flush()]
 
 
-def moving_crop(rainy: list[np.ndarray], flows: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarray:
+def moving_crop(flows: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[int, tuple[slice, slice]]:
     """One row of crops (input | off | on) where the rainy frames' flow moves most against the frame's own
     median motion (an object, not the camera), at the middle frame: the place a ghost would show."""
     middle = len(flows) // 2
@@ -101,7 +101,7 @@ def sheet(
     rainy: list[np.ndarray], off: list[np.ndarray], on: list[np.ndarray], flows, picks: int, size: int
 ) -> np.ndarray:
     rows = before_after_sheet(rainy, [off, on], picks, size)
-    index, (rows_slice, cols_slice) = moving_crop(rainy, flows, size)
+    index, (rows_slice, cols_slice) = moving_crop(flows, size)
     gap = np.full((rows_slice.stop - rows_slice.start, SHEET_GAP, 3), UINT8_WHITE, np.uint8)
     crops = [frames[index][rows_slice, cols_slice] for frames in (rainy, off, on)]
     moving = np.hstack([crops[0], gap, crops[1], gap, crops[2]])

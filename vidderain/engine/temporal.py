@@ -88,6 +88,7 @@ class _Frame:
     item: Any  # what travels with the frame (its DecodedFrame)
     luma: np.ndarray  # float32 Y of the model's output, in [0, 1]
     rainy_luma: np.ndarray  # float32 Y of the model's input (the output's own where the caller has none)
+    repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
 
 
 class TemporalFusion:
@@ -114,7 +115,10 @@ class TemporalFusion:
             ready += self.flush()  # a new size (a reconnected camera): a new sequence
         derained_luma = luma(image)
         rainy_luma = derained_luma if rainy is None or rainy.shape != image.shape else luma(rainy)
-        self.frames.append(_Frame(image, *self._small(image), item, derained_luma, rainy_luma))
+        repeats = bool(self.frames) and bool(
+            np.mean(np.abs(rainy_luma - self.frames[-1].rainy_luma)) < self.settings.repeated_frame
+        )
+        self.frames.append(_Frame(image, *self._small(image), item, derained_luma, rainy_luma, repeats))
         while self.pending + self.settings.delay < self.first + len(self.frames):
             ready.append(self._emit(self.pending))
         self._forget()
@@ -140,9 +144,10 @@ class TemporalFusion:
         return image, frame.item
 
     def _repeated(self, index: int, other: int) -> bool:
-        """Whether two frames are copies of one (their rainy Y differs by under ``repeated_frame``)."""
-        first, second = (self.frames[i - self.first].rainy_luma for i in (index, other))
-        return bool(np.mean(np.abs(first - second)) < self.settings.repeated_frame)
+        """Whether two frames are copies of one: every frame after the first of them up to the second
+        repeats the one before it (each frame's test is made once, when it arrives)."""
+        low, high = sorted((index, other))
+        return all(self.frames[i - self.first].repeats_previous for i in range(low + 1, high + 1))
 
     def _forget(self) -> None:
         """Drop frames no later frame will use as a neighbour, and their flows."""
@@ -187,9 +192,9 @@ class TemporalFusion:
     def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Where each pixel of frame ``index`` is in frame ``other`` (a sampling map at full size), and
         where that counts; None when it counts on too little of the frame (a cut, a flash) to be trusted
-        at all. Each pixel takes
-        the flow's match or, where it agrees better, the same place in the neighbour: a still camera's
-        background needs no flow, whose small errors would only cost it pixels."""
+        at all. Each pixel takes the flow's match or, where it agrees better, the same place in the
+        neighbour: a still camera's background needs no flow, whose small errors would only cost it
+        pixels."""
         s = self.settings
         here, there = self.frames[index - self.first], self.frames[other - self.first]
         forward, backward = self._flow(index, other), self._flow(other, index)
@@ -231,6 +236,7 @@ class TemporalFusion:
         # rainy input's (detail intact, rain on top). Where a neighbour does not count, its pair is -inf
         # and +inf, which leaves the median of the others unchanged.
         derained, rainy, masks, sides = [here.luma], [here.rainy_luma], [], []
+        removed_here = here.rainy_luma - here.luma > s.rain_removed
         for other in self._neighbours(index):
             there = self.frames[other - self.first]
             # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
@@ -242,9 +248,7 @@ class TemporalFusion:
             there_derained, there_rainy = remap(there.luma, where), remap(there.rainy_luma, where)
             # Two views of one scene differ only by rain: a rainy difference the model removed no rain
             # from, in either frame, is a misalignment (texture a moving camera shifted by a pixel).
-            rain_removed = (here.rainy_luma - here.luma > s.rain_removed) | (
-                there_rainy - there_derained > s.rain_removed
-            )
+            rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
             mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
             derained.append(np.where(mask, there_derained, -np.inf))
             rainy.append(np.where(mask, there_rainy, np.inf))
