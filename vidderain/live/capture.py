@@ -160,6 +160,21 @@ class LiveSource:
         self.rate = Fraction(capture.get(cv2.CAP_PROP_FPS) or 30).limit_denominator(1001)
         self._capture = capture
 
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) of the frames once open, when the source says (a stream may not until it plays)."""
+        if self._capture is not None:
+            size = (
+                int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            )
+        elif self._container is not None:
+            context = self._container.streams.video[0].codec_context
+            size = (context.width, context.height)
+        else:
+            return None
+        return size if min(size) > 0 else None
+
     def frames(self):
         """Yields (rgb image, colour) until the source ends (or raises on a read error)."""
         if self._capture is not None:
