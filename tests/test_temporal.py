@@ -1,6 +1,6 @@
-"""Temporal fusion (vidderain.engine.temporal) on generated clips: moving streaks over a still scene come
-out closer to the clean clip, a cut mixes nothing across it, a moving object leaves no ghost; and
-`vidderain run` with --temporal on and off through the whole engine."""
+"""Temporal fusion (vidderain.engine.temporal) on generated clips: moving streaks over a still scene and
+over a slow pan come out closer to the clean clip, a cut mixes nothing across it, a moving object leaves no
+ghost; and `vidderain run` with --temporal on and off through the whole engine."""
 
 from __future__ import annotations
 
@@ -93,6 +93,24 @@ def test_moving_streaks_over_a_still_scene_come_out_closer_to_the_clean_frames()
     # last frames too, from their neighbours on one side).
     assert min(a - b for a, b in zip(after, before, strict=True)) > 2, (before, after)
     assert np.mean(after) > np.mean(before) + 4, (before, after)
+
+
+def test_a_slow_pan_over_fine_texture_gains_as_a_still_scene_does():
+    # A camera panning a pixel a frame over fur: at the flow's reduced size the unmoved neighbour still
+    # seems to agree, at full size it is a pixel off. Choosing still or moved at full size gains about 3 dB
+    # on every frame here (choosing at the flow's size: +0.24 dB mean, and the worst frame lost 0.05).
+    rng = np.random.default_rng(8)
+    wide = read_rgb(SAMPLES / "clean" / "chelsea.png")
+    cleans = [
+        np.ascontiguousarray(wide[40 : 40 + HEIGHT, 10 + step : 10 + step + WIDTH]) for step in range(9)
+    ]
+    rainy, derained = zip(*[rained(clean, rng) for clean in cleans], strict=True)
+    fused = fuse(derained, rainy)
+    gains = [
+        psnr(out, clean) - psnr(frame, clean)
+        for frame, out, clean in zip(derained, fused, cleans, strict=True)
+    ]
+    assert min(gains) > 2, gains
 
 
 def test_without_the_rainy_frames_or_a_model_that_removes_nothing_nothing_changes():

@@ -73,6 +73,8 @@ class TemporalSettings:
     repeated_frame: float = 0.1 / UINT8_MAX  # frames whose rainy Y differs by less on average are copies
     min_coverage: float = 0.4  # a neighbour trusted on less of the frame is dropped (a cut, a flash)
     min_valid: int = 2  # neighbours that must count at a pixel before it may change
+    choice_opening: int = 5  # still or moved is chosen on |Y difference| opened by this, at full size ...
+    still_preference: float = 0.002  # ... still where it is within this of moved
 
     @property
     def delay(self) -> int:
@@ -189,18 +191,17 @@ class TemporalFusion:
             if other != index and self.first <= other < self.first + len(self.frames):
                 yield other
 
-    def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Where each pixel of frame ``index`` is in frame ``other`` (a sampling map at full size), and
-        where that counts; None when it counts on too little of the frame (a cut, a flash) to be trusted
-        at all. Each pixel takes the flow's match or, where it agrees better, the same place in the
-        neighbour: a still camera's background needs no flow, whose small errors would only cost it
-        pixels."""
+    def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Two ways each pixel of frame ``index`` may be found in frame ``other``: *still*, at the same
+        place (a still camera's background needs no flow, whose small errors would only cost it pixels), and
+        *moved*, at the flow's match. Returns where still counts, the moved sampling map and where moved
+        counts, all at full size; None when the neighbour counts on too little of the frame (a cut, a
+        flash) to be trusted at all. ``_fuse`` chooses between the two per pixel."""
         s = self.settings
         here, there = self.frames[index - self.first], self.frames[other - self.first]
         forward, backward = self._flow(index, other), self._flow(other, index)
         height, width = here.small.shape
-        grid = pixel_grid(height, width)
-        where = grid + forward
+        where = pixel_grid(height, width) + forward
         back = remap(backward, where)
         mismatch = squared_length(forward + back)
         bound = s.occlusion_alpha * (squared_length(forward) + squared_length(back)) + s.occlusion_beta
@@ -209,25 +210,34 @@ class TemporalFusion:
         here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
         moved = np.abs(remap(there_grey, where) - here_grey)
         still = np.abs(there_grey - here_grey)
-        # No motion wins where it agrees at all: sampling between pixels would soften the neighbour.
-        use_still = still <= np.maximum(moved, s.photometric / 2)
-        moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
-        valid = np.where(use_still, still <= s.photometric, moved_ok)
-        # And with thin lines kept: a neighbour far darker there is a bright line (a lane marking, a
+        # Each with thin lines kept too: a neighbour far darker there is a bright line (a lane marking, a
         # wire) the alignment missed, not rain the model left, which is faint.
-        flow = np.where(use_still[..., None], 0.0, forward).astype(np.float32)
-        valid &= remap(there.plain, grid + flow) >= here.plain - s.plain_tolerance
-        if valid.mean() < s.min_coverage:
+        still_ok = (still <= s.photometric) & (there.plain >= here.plain - s.plain_tolerance)
+        moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
+        moved_ok &= remap(there.plain, where) >= here.plain - s.plain_tolerance
+        # Whether the neighbour counts at all is judged here, with no motion where it agrees at all.
+        use_still = still <= np.maximum(moved, s.photometric / 2)
+        if np.where(use_still, still_ok, moved_ok).mean() < s.min_coverage:
             return None
+        full_height, full_width = here.image.shape[:2]
         # Trust stops short of where it fails: the opening and blur soften edges by a few pixels, and an
         # uncovered background's edge is where a moving object would ghost.
         margin = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
-        valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE).astype(bool)
-        full_height, full_width = here.image.shape[:2]
+
+        def at_full_size(valid: np.ndarray) -> np.ndarray:
+            valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE)
+            return cv2.resize(valid, (full_width, full_height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
         scale = np.array([full_width / width, full_height / height], np.float32)
-        full_flow = cv2.resize(flow, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
-        mask = cv2.resize(valid.astype(np.uint8), (full_width, full_height), interpolation=cv2.INTER_NEAREST)
-        return pixel_grid(full_height, full_width) + full_flow, mask.astype(bool)
+        full_flow = cv2.resize(forward, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
+        return at_full_size(still_ok), pixel_grid(full_height, full_width) + full_flow, at_full_size(moved_ok)
+
+    def _choice_error(self, there: np.ndarray, here: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """How far an aligned neighbour's Y is from the frame's, thin streaks opened away; inf where that
+        alignment does not count."""
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.choice_opening,) * 2)
+        error = cv2.morphologyEx(np.abs(there - here), cv2.MORPH_OPEN, kernel)
+        return np.where(valid, error, np.inf)
 
     def _fuse(self, index: int) -> np.ndarray:
         s = self.settings
@@ -244,8 +254,16 @@ class TemporalFusion:
                 continue
             if (found := self._aligned(index, other)) is None:
                 continue
-            where, mask = found
-            there_derained, there_rainy = remap(there.luma, where), remap(there.rainy_luma, where)
+            still_mask, moved_where, moved_mask = found
+            moved_luma = remap(there.luma, moved_where)
+            # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees:
+            # a dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
+            still_error = self._choice_error(there.luma, here.luma, still_mask)
+            moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
+            use_still = still_error <= moved_error + s.still_preference
+            mask = np.where(use_still, still_mask, moved_mask)
+            there_derained = np.where(use_still, there.luma, moved_luma)
+            there_rainy = np.where(use_still, there.rainy_luma, remap(there.rainy_luma, moved_where))
             # Two views of one scene differ only by rain: a rainy difference the model removed no rain
             # from, in either frame, is a misalignment (texture a moving camera shifted by a pixel).
             rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
