@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "images"
 # Graphs the CPU backends export go to a cache shared by this run's processes, not the user's ~/.cache.
 os.environ.setdefault("VIDDERAIN_CACHE", tempfile.mkdtemp(prefix="vidderain-test-cache-"))
+# xdist runs one test process per CPU: torch's own threads in each would only fight the others for the
+# same cores (an overfitting test: 12 s alone, 43 s beside the other worker with two threads each).
+if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def pipeline(name: str) -> ModuleType:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from vidderain.errors import Interrupted
 
@@ -55,11 +57,27 @@ class StopRequest:
         self.set(signum)
 
 
+def started_as_cli(name: str = "vidderain") -> bool:
+    """Whether this process is the command line (``python -m vidderain`` or the ``vidderain`` script),
+    not a program that imports the package."""
+    argv = getattr(sys, "orig_argv", sys.argv)  # the interpreter's own options too (Python 3.10+)
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == name:
+        return True
+    return Path(sys.argv[0]).name == name
+
+
+def python_handlers() -> None:
+    """Python's own SIGINT (KeyboardInterrupt) and SIGTERM (exit) handling back."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
-def signals_request_stop() -> Iterator[StopRequest]:
-    """A StopRequest that SIGINT and SIGTERM set while the block runs; Python's handlers after it. Off the
-    main thread (where handlers cannot be set) the request is only set by whoever holds it."""
-    request = StopRequest()
+def signals_request_stop(request: StopRequest | None = None) -> Iterator[StopRequest]:
+    """A StopRequest (``request``, or a new one) that SIGINT and SIGTERM set while the block runs; the
+    handlers from before it after it. Off the main thread (where handlers cannot be set) the request is only
+    set by whoever holds it."""
+    request = request or StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
