@@ -14,8 +14,8 @@ rainy, clean and derained frames, so changing the fusion costs no model run.
 
 ``--rainy`` takes real rainy videos or frame folders instead (no ground truth): flicker only, and with
 ``--sheet`` a picture of input | per-frame | temporal, rows of crops where the input has most rain (its RLCN)
-and one row where the scene moves most (the flow of the rainy frames), to show what fusion does to streaks
-and that a moving object leaves no ghost.
+one row where the scene moves most (the flow of the rainy frames), and one, enlarged, where fusion darkened
+the per-frame result most: to show what fusion does to streaks and that a moving object leaves no ghost.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from evaluate_video import (  # a sibling script, not a package
     warping_error,
 )
 
+SHEET_ZOOM = 2  # the last row's crops are enlarged this much: faint leftovers are a pixel or two wide
 STYLES = {"light": RainStyle.light, "default": RainStyle, "heavy": RainStyle.heavy}
 
 
@@ -97,16 +98,42 @@ def moving_crop(flows: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[
     return middle + 1, (slice(top, top + size), slice(left, left + size))
 
 
+def darkened_crop(off: list[np.ndarray], on: list[np.ndarray], size: int) -> tuple[int, tuple[slice, slice]]:
+    """The frame and square where fusion darkened the per-frame result most (summed Y levels): where it
+    took out bright leftovers, faint streaks the model left."""
+    best = (-1.0, 0, (slice(0, size), slice(0, size)))
+    for index, (before, after) in enumerate(zip(off, on, strict=True)):
+        grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) for image in (before, after)]
+        darker = np.maximum(grey[0] - grey[1], 0)
+        mass = cv2.boxFilter(darker, -1, (size, size), normalize=False, anchor=(0, 0))
+        mass = mass[: darker.shape[0] - size + 1, : darker.shape[1] - size + 1]
+        top, left = np.unravel_index(np.argmax(mass), mass.shape)
+        if mass[top, left] > best[0]:
+            best = (float(mass[top, left]), index, (slice(top, top + size), slice(left, left + size)))
+    return best[1], best[2]
+
+
+def crop_row(
+    frames: list[list[np.ndarray]], index: int, where: tuple[slice, slice], zoom: int = 1
+) -> np.ndarray:
+    """input | off | on crops of one frame side by side, enlarged ``zoom`` times pixel for pixel."""
+    crops = [
+        cv2.resize(images[index][where], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        for images in frames
+    ]
+    gap = np.full((crops[0].shape[0], SHEET_GAP, 3), UINT8_WHITE, np.uint8)
+    return np.hstack([crops[0], gap, crops[1], gap, crops[2]])
+
+
 def sheet(
     rainy: list[np.ndarray], off: list[np.ndarray], on: list[np.ndarray], flows, picks: int, size: int
 ) -> np.ndarray:
     rows = before_after_sheet(rainy, [off, on], picks, size)
-    index, (rows_slice, cols_slice) = moving_crop(flows, size)
-    gap = np.full((rows_slice.stop - rows_slice.start, SHEET_GAP, 3), UINT8_WHITE, np.uint8)
-    crops = [frames[index][rows_slice, cols_slice] for frames in (rainy, off, on)]
-    moving = np.hstack([crops[0], gap, crops[1], gap, crops[2]])
     band = np.full((SHEET_GAP, rows.shape[1], 3), UINT8_WHITE, np.uint8)
-    return np.vstack([rows, band, moving[:, : rows.shape[1]]])
+    moving = crop_row([rainy, off, on], *moving_crop(flows, size))
+    zoom = SHEET_ZOOM
+    darkened = crop_row([rainy, off, on], *darkened_crop(off, on, size // zoom), zoom=zoom)
+    return np.vstack([rows, band, moving[:, : rows.shape[1]], band, darkened[:, : rows.shape[1]]])
 
 
 def main() -> int:

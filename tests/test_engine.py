@@ -114,7 +114,8 @@ def test_colour_round_trip_uses_the_input_matrix_and_range(tmp_path, identity_we
     frames = 1 if height >= 720 else 3  # an HD frame costs the CPU model seconds
     spec = ClipSpec(width=width, height=height, frames=frames, colour=colour, content="gradient", crf=0)
     source = make_clip(tmp_path / "in.mp4", spec)
-    derain(source, tmp_path / "out.mp4", identity_weights, "--crf", 0, "--preset", "ultrafast")
+    options = ("--crf", 0, "--preset", "ultrafast", "--temporal", "off")  # fusion would average the frames
+    derain(source, tmp_path / "out.mp4", identity_weights, *options)
     for planes_in, planes_out in zip(read_planes(source), read_planes(tmp_path / "out.mp4"), strict=True):
         for plane_in, plane_out in zip(planes_in, planes_out, strict=True):
             assert np.abs(plane_in.astype(int) - plane_out.astype(int)).max() <= 1
@@ -123,7 +124,7 @@ def test_colour_round_trip_uses_the_input_matrix_and_range(tmp_path, identity_we
 def test_engine_output_is_the_model_applied_to_each_frame(tmp_path, weights):
     spec = ClipSpec(width=63, height=47, frames=7, content="gradient")
     source = make_clip(tmp_path / "in.mp4", spec)
-    derain(source, tmp_path / "out.mp4", weights, "--crf", 0, "--batch", 3)
+    derain(source, tmp_path / "out.mp4", weights, "--crf", 0, "--batch", 3, "--temporal", "off")
     derainer = Derainer(load_weights(weights), torch.device("cpu"))
     with av.open(str(source)) as inp, av.open(str(tmp_path / "out.mp4")) as out:
         for frame_in, frame_out in zip(inp.decode(video=0), out.decode(video=0), strict=True):
@@ -150,7 +151,13 @@ def test_segment_side_by_side_and_json_summary(tmp_path, identity_weights):
     )
     summary = json.loads(result.stdout)
     assert summary["frames"] == 10 and summary["corrupt_packets"] == 0
-    assert set(summary["stages"]) == {"decode", "upload", "model", "encode"}
+    assert set(summary["stages"]) == {
+        "decode",
+        "upload",
+        "model",
+        "temporal",
+        "encode",
+    }  # fusion: on by default
     assert summary["bottleneck"] in summary["stages"]
     after = read_video(tmp_path / "seg.mkv")
     assert after.frames == 10 and after.width == 128

@@ -204,7 +204,7 @@ def decode(path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_run_fuses_with_temporal_auto_and_off_gives_the_per_frame_result(tmp_path):
+def test_run_fuses_by_default_and_temporal_off_gives_the_per_frame_result(tmp_path):
     # The shipped model (fusion trusts only differences a model called rain), on streaks over a still scene.
     rng = np.random.default_rng(5)
     # An odd size: vidderain then encodes 4:4:4, and lossless (--crf 0) output shows what fusion changes.
@@ -215,7 +215,7 @@ def test_run_fuses_with_temporal_auto_and_off_gives_the_per_frame_result(tmp_pat
     outputs = {}
     for mode in ("auto", "off"):
         target = tmp_path / f"{mode}.mp4"
-        options = ["--temporal", mode] if mode == "auto" else []  # off is the default
+        options = ["--temporal", mode] if mode == "off" else []  # auto is the default
         result = vidderain(
             "run", source, "-o", target, "--backend", "torch", "--crf", "0", "--json", *options
         )

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vidderain import __version__
+from vidderain import STARTUP_STOP, __version__
 from vidderain.backends import BACKEND_NAMES, ONNX_OPSET
 from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
 from vidderain.errors import EXIT_INTERRUPTED, Interrupted, VidderainError
-from vidderain.interrupt import StopRequest, signals_request_stop
+from vidderain.interrupt import StopRequest, python_handlers, signals_request_stop
 from vidderain.progress import time_left
 
 EXIT_USAGE = 2
@@ -228,15 +228,17 @@ def temporal_radius(text: str) -> int:
 
 
 def add_temporal_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, live: bool) -> None:
-    where = "the frames before it" if live else "the frames before and after it"
+    # On for files: +1.0 dB on average over rendered street runs, no run worse (docs/benchmarks.md). Off
+    # live, where its CPU time would be added to every frame's latency.
+    where, default = ("the frames before it", "off") if live else ("the frames before and after it", "auto")
     parser.add_argument(
         "--temporal",
         type=temporal_radius,
-        default="off",
+        default=default,
         metavar="auto|off|N",
         help=f"after the model, vote out what is left of the rain with {where}, aligned by optical flow "
-        "(best on still cameras: +0.3 to +3.7 dB measured; a dashcam gains little); N frames on each side "
-        "(auto: 2); default off: each frame alone (docs/benchmarks.md)",
+        "(best on still cameras: up to +3.6 dB measured; a dashcam gains a little); N frames on each side "
+        f"(auto: 2); default {default} (off: each frame alone; docs/benchmarks.md)",
     )
 
 
@@ -679,11 +681,17 @@ def print_summary(err: Console, summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    startup = STARTUP_STOP  # listening since the package's first line, when this is the CLI
     args = build_parser().parse_args(argv)
     # The long commands poll a stop request that SIGINT and SIGTERM set, so a Ctrl-C cannot be lost where
     # Python would raise it (vidderain.interrupt); the short ones keep Python's KeyboardInterrupt.
     polls = args.handler in (command_run, command_preview)
-    with signals_request_stop() if polls else contextlib.nullcontext(StopRequest()) as stop:
+    if startup is not None and not polls:
+        python_handlers()
+    if startup is not None and startup.is_set():  # a signal while Python was still starting up
+        print("vidderain: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    with signals_request_stop(startup) if polls else contextlib.nullcontext(StopRequest()) as stop:
         args.stop = stop
         try:
             return args.handler(args)
