@@ -29,8 +29,10 @@ it between the model and the encoder (vidderain.engine.pipeline); live preview r
 from __future__ import annotations
 
 import functools
+import os
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,6 +241,32 @@ class TemporalFusion:
         error = cv2.morphologyEx(np.abs(there - here), cv2.MORPH_OPEN, kernel)
         return np.where(valid, error, np.inf)
 
+    def _view(
+        self, index: int, other: int, removed_here: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, -inf and +inf where
+        they do not count (``_fuse``'s median then ignores them), and where they count; None where that is
+        too little of the frame (``_aligned``)."""
+        s = self.settings
+        here, there = self.frames[index - self.first], self.frames[other - self.first]
+        if (found := self._aligned(index, other)) is None:
+            return None
+        still_mask, moved_where, moved_mask = found
+        moved_luma = remap(there.luma, moved_where)
+        # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees: a
+        # dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
+        still_error = self._choice_error(there.luma, here.luma, still_mask)
+        moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
+        use_still = still_error <= moved_error + s.still_preference
+        mask = np.where(use_still, still_mask, moved_mask)
+        there_derained = np.where(use_still, there.luma, moved_luma)
+        there_rainy = np.where(use_still, there.rainy_luma, remap(there.rainy_luma, moved_where))
+        # Two views of one scene differ only by rain: a rainy difference the model removed no rain from, in
+        # either frame, is a misalignment (texture a moving camera shifted by a pixel).
+        rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
+        mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
+        return np.where(mask, there_derained, -np.inf), np.where(mask, there_rainy, np.inf), mask
+
     def _fuse(self, index: int) -> np.ndarray:
         s = self.settings
         here = self.frames[index - self.first]
@@ -247,29 +275,20 @@ class TemporalFusion:
         # and +inf, which leaves the median of the others unchanged.
         derained, rainy, masks, sides = [here.luma], [here.rainy_luma], [], []
         removed_here = here.rainy_luma - here.luma > s.rain_removed
-        for other in self._neighbours(index):
-            there = self.frames[other - self.first]
-            # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
-            if self._repeated(index, other):
+        # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
+        others = [other for other in self._neighbours(index) if not self._repeated(index, other)]
+        for other in others:  # the flows first, here: the one DIS instance is not for several threads
+            self._flow(index, other)
+            self._flow(other, index)
+        # Each neighbour's full-size work is its own (numpy and OpenCV release the GIL on whole frames): in
+        # parallel, in a fixed order, so the result is the same as one after the other.
+        views = neighbour_pool().map(lambda other: self._view(index, other, removed_here), others)
+        for other, view in zip(others, views, strict=True):
+            if view is None:
                 continue
-            if (found := self._aligned(index, other)) is None:
-                continue
-            still_mask, moved_where, moved_mask = found
-            moved_luma = remap(there.luma, moved_where)
-            # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees:
-            # a dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
-            still_error = self._choice_error(there.luma, here.luma, still_mask)
-            moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
-            use_still = still_error <= moved_error + s.still_preference
-            mask = np.where(use_still, still_mask, moved_mask)
-            there_derained = np.where(use_still, there.luma, moved_luma)
-            there_rainy = np.where(use_still, there.rainy_luma, remap(there.rainy_luma, moved_where))
-            # Two views of one scene differ only by rain: a rainy difference the model removed no rain
-            # from, in either frame, is a misalignment (texture a moving camera shifted by a pixel).
-            rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
-            mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
-            derained.append(np.where(mask, there_derained, -np.inf))
-            rainy.append(np.where(mask, there_rainy, np.inf))
+            there_derained, there_rainy, mask = view
+            derained.append(there_derained)
+            rainy.append(there_rainy)
             masks.append(mask)
             sides.append(other > index)
         if len(masks) < s.min_valid:
@@ -288,6 +307,12 @@ class TemporalFusion:
         # Only Y moves (rain has no colour); the frame's own colour stays.
         shifted = here.image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
         return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+
+
+@functools.cache
+def neighbour_pool() -> ThreadPoolExecutor:
+    """Threads for the neighbours' full-size work, shared by every fusion (a few idle threads otherwise)."""
+    return ThreadPoolExecutor(min(2 * MAX_RADIUS, os.cpu_count() or 1), thread_name_prefix="temporal")
 
 
 @functools.cache
