@@ -40,6 +40,7 @@ from evaluate_video import (  # a sibling script, not a package
     TABLE_SCALE,
     UINT8_WHITE,
     before_after_sheet,
+    crop_row,
     flows_and_masks,
     h264_round_trip,
     mean_scores,
@@ -113,26 +114,13 @@ def darkened_crop(off: list[np.ndarray], on: list[np.ndarray], size: int) -> tup
     return best[1], best[2]
 
 
-def crop_row(
-    frames: list[list[np.ndarray]], index: int, where: tuple[slice, slice], zoom: int = 1
-) -> np.ndarray:
-    """input | off | on crops of one frame side by side, enlarged ``zoom`` times pixel for pixel."""
-    crops = [
-        cv2.resize(images[index][where], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-        for images in frames
-    ]
-    gap = np.full((crops[0].shape[0], SHEET_GAP, 3), UINT8_WHITE, np.uint8)
-    return np.hstack([crops[0], gap, crops[1], gap, crops[2]])
-
-
 def sheet(
     rainy: list[np.ndarray], off: list[np.ndarray], on: list[np.ndarray], flows, picks: int, size: int
 ) -> np.ndarray:
     rows = before_after_sheet(rainy, [off, on], picks, size)
     band = np.full((SHEET_GAP, rows.shape[1], 3), UINT8_WHITE, np.uint8)
     moving = crop_row([rainy, off, on], *moving_crop(flows, size))
-    zoom = SHEET_ZOOM
-    darkened = crop_row([rainy, off, on], *darkened_crop(off, on, size // zoom), zoom=zoom)
+    darkened = crop_row([rainy, off, on], *darkened_crop(off, on, size // SHEET_ZOOM), zoom=SHEET_ZOOM)
     return np.vstack([rows, band, moving[:, : rows.shape[1]], band, darkened[:, : rows.shape[1]]])
 
 

@@ -190,13 +190,23 @@ def before_after_sheet(
 ) -> np.ndarray:
     """Rows of full-resolution crops from frames spread over the clip: before | after (one column per set
     of weights), at the rainiest place of each input frame."""
-    rows = []
-    for index in np.linspace(0, len(rainy) - 1, picks).round().astype(int):
-        rows_slice, cols_slice = rainiest_crop(rainy[index], size)
-        gap = np.full((size, SHEET_GAP, 3), UINT8_WHITE, np.uint8)
-        crops = [frames[index][rows_slice, cols_slice] for frames in (rainy, *outputs)]
-        rows.append(np.hstack([part for crop in crops for part in (crop, gap)][:-1]))
-    return np.vstack(rows)
+    indices = np.linspace(0, len(rainy) - 1, picks).round().astype(int)
+    return np.vstack(
+        [crop_row([rainy, *outputs], index, rainiest_crop(rainy[index], size)) for index in indices]
+    )
+
+
+def crop_row(
+    frames: list[list[np.ndarray]], index: int, where: tuple[slice, slice], zoom: int = 1
+) -> np.ndarray:
+    """The same crop of frame ``index`` from each list, side by side with gaps, enlarged ``zoom`` times
+    pixel for pixel."""
+    crops = [
+        cv2.resize(images[index][where], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        for images in frames
+    ]
+    gap = np.full((crops[0].shape[0], SHEET_GAP, 3), UINT8_WHITE, np.uint8)
+    return np.hstack([part for crop in crops for part in (crop, gap)][:-1])
 
 
 def table(scores: list[VideoScore]) -> str:

@@ -151,13 +151,8 @@ def test_segment_side_by_side_and_json_summary(tmp_path, identity_weights):
     )
     summary = json.loads(result.stdout)
     assert summary["frames"] == 10 and summary["corrupt_packets"] == 0
-    assert set(summary["stages"]) == {
-        "decode",
-        "upload",
-        "model",
-        "temporal",
-        "encode",
-    }  # fusion: on by default
+    # Temporal fusion is a stage of its own, on by default.
+    assert set(summary["stages"]) == {"decode", "upload", "model", "temporal", "encode"}
     assert summary["bottleneck"] in summary["stages"]
     after = read_video(tmp_path / "seg.mkv")
     assert after.frames == 10 and after.width == 128

@@ -683,7 +683,7 @@ def print_summary(err: Console, summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    startup = STARTUP_STOP  # listening since the package's first line, when this is the CLI
+    startup = STARTUP_STOP  # listening since the package's first line when this process is the CLI, else None
     args = build_parser().parse_args(argv)
     # The long commands poll a stop request that SIGINT and SIGTERM set, so a Ctrl-C cannot be lost where
     # Python would raise it (vidderain.interrupt); the short ones keep Python's KeyboardInterrupt.

@@ -173,8 +173,8 @@ class Preview:
         self.batches = LatestQueue(1, self.control, on_drop=self._drop_batch)
         self.derained = StageQueue(1, self.control)
         runner = DeviceRunner(derainer, batch, self.control)
-        if self.source.size is not None:
-            runner.warm_up(*self.source.size)
+        if (size := self.source.size) is not None:
+            runner.warm_up(*size)
         self.capture = CaptureStage(self.source, self.frames, self.control, self.stop_capture)
         # Temporal fusion is causal here: each frame with the frames before it, so none waits for later
         # ones (no added frame of latency; its own work is the only cost).
