@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import os
 import sys
 import time
 import warnings
@@ -60,6 +59,7 @@ from vidderain.errors import VidderainError
 from vidderain.inference import resolve_device
 from vidderain.metrics import WeightedLoss, mean_offset_y, psnr_y, psnr_y_matched, ssim_y
 from vidderain.models import build_model
+from vidderain.outputs import atomic_output
 from vidderain.weights import load_weights, read_config, save_weights
 
 PROGRESS_EVERY = 10  # iterations between updates of the live progress line
@@ -299,9 +299,8 @@ def training_progress(console: Console, iterations: int, start: int) -> Progress
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    with atomic_output(path) as temp:
+        torch.save(state, temp)
 
 
 def main() -> int:

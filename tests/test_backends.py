@@ -96,7 +96,7 @@ def test_export_writes_a_whole_model_graph_that_onnxruntime_runs_on_the_image_al
     for opset in ("5", "99", "-1"):
         wrong = tmp_path / f"opset{opset}.onnx"
         assert_one_line_error(vidderain("export", "-o", wrong, "--opset", opset), "use 11 to 20")
-        assert not wrong.exists() and not list(tmp_path.glob(".*partial"))
+        assert not wrong.exists() and not list(tmp_path.glob(".*.vidderain-tmp-*"))
 
     # The two-input form, for runtimes that compute RLCN themselves.
     two_inputs = tmp_path / "two.onnx"

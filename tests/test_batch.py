@@ -33,7 +33,7 @@ ray_installed = pytest.mark.skipif(
     shutil.which("ray", path=str(Path(sys.executable).parent)) is None,
     reason="needs Ray (pip install '.[ray]')",
 )
-TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.vidderain-(?P<pid>\d+)\.mp4$")
+TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.vidderain-tmp-(?P<pid>\d+)-\d+\.mp4$")
 
 
 def make_folder(root: Path, frames: int = 20, size: tuple[int, int] = (64, 48)) -> Path:
@@ -196,7 +196,7 @@ def test_a_file_whose_ray_worker_is_killed_is_retried_and_complete(tmp_path, tin
         deadline, killed = time.monotonic() + 180, None
         while killed is None:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            for path in out.glob(".long.vidderain-*.mp4") if out.is_dir() else []:
+            for path in out.glob(".long.vidderain-tmp-*.mp4") if out.is_dir() else []:
                 match = TEMP_NAME.match(path.name)
                 if match and path.stat().st_size > 0:  # the worker is writing frames: kill it mid-file
                     killed = int(match["pid"])

@@ -67,7 +67,7 @@ def test_run_on_a_png_writes_the_derained_image(tmp_path, weights):
     assert vidderain("run", source, "-o", auto, "--weights", weights, "--device", "cpu").returncode == 0
     difference = np.abs(read_rgb(auto).astype(int) - expected.astype(int))
     assert (difference > 1).mean() < 1e-3
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*.vidderain-tmp-*"))
 
 
 def test_run_on_a_folder_writes_every_image(tmp_path, weights):

@@ -30,7 +30,7 @@ def test_round_trip_rebuilds_the_same_model_from_the_file_alone(saved, sample_pa
     rainy = sample_pair[0][..., :40, :48]
     with torch.inference_mode():
         assert torch.equal(loaded(rainy), model(rainy))
-    assert not list(path.parent.glob("*.partial"))
+    assert not list(path.parent.glob(".*.vidderain-tmp-*"))
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable as any new file, not owner-only

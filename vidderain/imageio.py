@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vidderain.errors import VidderainError
+from vidderain.outputs import atomic_output
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UINT8_MAX = 255
@@ -27,18 +27,17 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_rgb(path: str | Path, image: np.ndarray) -> None:
-    """Write uint8 RGB atomically: encoded in memory, written beside the target, then renamed."""
+def write_rgb(path: str | Path, image: np.ndarray, overwrite: bool = True) -> None:
+    """Write uint8 RGB atomically: encoded in memory, written beside the target, then renamed (without
+    ``overwrite``, never over a file that appeared meanwhile)."""
     path = Path(path)
     ok, encoded = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise VidderainError(f"cannot encode image as {path.suffix}: {path}")
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_bytes(encoded.tobytes())
-        os.replace(partial, path)
+        with atomic_output(path, overwrite) as temp:
+            temp.write_bytes(encoded.tobytes())
     except OSError as error:
-        partial.unlink(missing_ok=True)
         raise VidderainError(f"cannot write {path}: {error.strerror}") from None
 
 

@@ -38,5 +38,5 @@ def derain_stills(source: Path, output: Path, derainer: Derainer, overwrite: boo
     if not target.parent.is_dir():
         raise VidderainError(f"output folder does not exist: {target.parent}")
     started = time.perf_counter()
-    write_rgb(target, derainer(read_rgb(image_path)[None])[0])
+    write_rgb(target, derainer(read_rgb(image_path)[None])[0], overwrite)
     return StillsSummary(1, time.perf_counter() - started, target)

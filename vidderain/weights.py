@@ -21,6 +21,7 @@ from vidderain import __version__
 from vidderain.config import ModelConfig, config_from_dict
 from vidderain.errors import WeightsError
 from vidderain.models import RRANet, build_model
+from vidderain.outputs import atomic_output
 
 FORMAT = "vidderain.rranet"
 CONFIG_KEY = "vidderain.config"
@@ -39,14 +40,13 @@ def save_weights(model: RRANet, path: str | Path, extra_metadata: dict[str, str]
         **(extra_metadata or {}),
     }
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
-    partial = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    # safetensors creates its files owner-only (0600); weights are for sharing, so give them the mode any
-    # new file gets under the user's umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)
-    partial.replace(path)
+    with atomic_output(path) as temp:
+        save_file(tensors, str(temp), metadata=metadata)
+        # safetensors creates its files owner-only (0600); weights are for sharing, so give them the mode
+        # any new file gets under the user's umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        temp.chmod(0o666 & ~umask)
     return path
 
 

@@ -23,6 +23,7 @@ from vidderain.backends import ONNX_OPSET
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
 from vidderain.ops.rlcn import rlcn_float32_graph
+from vidderain.outputs import atomic_output
 
 INPUT_NAMES = ("rainy", "rlcn")  # the two-input form's
 OUTPUT_NAME = "derained"
@@ -78,25 +79,21 @@ def export_onnx(model: RRANet, path: Path, opset: int = ONNX_OPSET, rlcn_input: 
         graph, inputs, names = WithRLCNInput(model), (example, model.rlcn(example)), list(INPUT_NAMES)
     else:  # an odd example size, so the padding to the size multiple is traced as the shape arithmetic it is
         graph, inputs, names = WholeModel(model), (example[..., 1:, 1:],), [INPUT_NAMES[0]]
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with atomic_output(path) as temp, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notes on Python ints: the graph is checked below
             torch.onnx.export(
                 graph,
                 inputs,
-                str(partial),
+                str(temp),
                 input_names=names,
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={name: dynamic for name in (*names, OUTPUT_NAME)},
                 opset_version=opset,
                 dynamo=False,  # the TorchScript exporter needs no onnxscript and keeps the graph plain
             )
-        os.replace(partial, path)
     except OSError as error:
         raise VidderainError(f"cannot write {path}: {error.strerror}") from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

@@ -12,7 +12,6 @@ hidden files of a killed run) are never recorded, so they are redone.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import av
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, is_image_path
+from vidderain.outputs import atomic_output
 
 MANIFEST = ".vidderain-batch.json"
 MANIFEST_VERSION = 1
@@ -119,9 +119,8 @@ class Manifest:
             "output_size": item.output.stat().st_size,
             "recipe": recipe,
         }
-        temp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps({"version": MANIFEST_VERSION, "files": self.files}, indent=1))
-        os.replace(temp, self.path)  # a crash mid-write leaves the previous manifest whole
+        with atomic_output(self.path) as temp:  # a crash mid-write leaves the previous manifest whole
+            temp.write_text(json.dumps({"version": MANIFEST_VERSION, "files": self.files}, indent=1))
 
 
 def plan_batch(

@@ -3,6 +3,7 @@ the ``vidderain`` process (files one after the other) and in Ray workers (one ta
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from vidderain.batch.plan import BatchItem
 from vidderain.engine.encode import EncodeOptions
 from vidderain.errors import Interrupted, VidderainError
 from vidderain.interrupt import StopRequest
+from vidderain.outputs import glob_escape, stale_temporaries
 
 ProgressCallback = Callable[[int], None]  # frames done so far in the current file
 
@@ -63,16 +65,15 @@ class FileOutcome:
 
 
 def leftovers(target: Path) -> list[Path]:
-    """What an interrupted or killed attempt at ``target`` left: the engine's hidden temp files and
-    NAME.partial.EXT (videos), write_rgb's hidden .NAME.partial (images)."""
+    """What an interrupted or killed attempt at ``target`` left: hidden temporary files of runs that are
+    gone (vidderain.outputs) and the frames kept by Ctrl-C, NAME.partial.EXT (or NAME.partial-N.EXT)."""
     if not target.parent.is_dir():
         return []
-    hidden = target.parent.glob(f".{target.stem}.vidderain-*{target.suffix}")
+    kept = re.compile(re.escape(f"{target.stem}.partial") + r"(-\d+)?" + re.escape(target.suffix) + "$")
     partials = (
-        target.with_name(f"{target.stem}.partial{target.suffix}"),
-        target.with_name(f".{target.name}.partial"),
+        path for path in target.parent.glob(f"{glob_escape(target.stem)}.partial*") if kept.match(path.name)
     )
-    return [*hidden, *(path for path in partials if path.exists())]
+    return [*stale_temporaries(target), *partials]
 
 
 def derain_file(
@@ -140,4 +141,4 @@ def _derain_video(
 def _derain_image(item: BatchItem, derainer) -> None:
     from vidderain.imageio import read_rgb, write_rgb
 
-    write_rgb(item.output, derainer(read_rgb(item.input)[None])[0])  # atomic: written beside, renamed
+    write_rgb(item.output, derainer(read_rgb(item.input)[None])[0])  # vidderain.outputs: whole or nothing

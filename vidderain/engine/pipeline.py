@@ -31,6 +31,12 @@ from vidderain.engine.temporal import TemporalSettings, TemporalStage
 from vidderain.errors import Interrupted, VidderainError, refuse_overwrite
 from vidderain.inference import Derainer, check_batch_memory, check_frame_size
 from vidderain.interrupt import StopRequest
+from vidderain.outputs import (
+    keep_under_free_name,
+    move_into_place,
+    remove_stale_temporaries,
+    temporary_path,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
@@ -184,22 +190,21 @@ def run_video(
     except VidderainError:
         source.close()
         raise
-    temp = job.output.with_name(f".{job.output.stem}.vidderain-{os.getpid()}{job.output.suffix}")
+    remove_stale_temporaries(job.output)
+    temp = temporary_path(job.output)
     interrupt = interrupt if interrupt is not None else StopRequest()
     try:
         summary = _run(job, source, derainer, temp, on_progress, warn, interrupt)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+        if summary.partial:
+            if summary.frames == 0:
+                raise Interrupted("interrupted before any frame was written; no output kept")
+            # Under NAME.partial.EXT, or the next free name: never over a file that is not this run's.
+            summary.output = keep_under_free_name(temp, partial_path(job.output))
+        else:
+            move_into_place(temp, job.output, job.overwrite)
     finally:
         source.close()
-    if summary.partial:
-        if summary.frames == 0:
-            temp.unlink(missing_ok=True)
-            raise Interrupted("interrupted before any frame was written; no output kept")
-        os.replace(temp, summary.output)
-        return summary
-    os.replace(temp, job.output)
+        temp.unlink(missing_ok=True)
     return summary
 
 

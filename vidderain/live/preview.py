@@ -130,6 +130,15 @@ def point_qt_at_fonts() -> None:
     os.environ["QT_QPA_FONTDIR"] = str(next(path for path in candidates if Path(path).is_dir()))
 
 
+def same_target(first: str, second: str | None) -> bool:
+    """Whether two outputs name one file (however spelt) or one URL."""
+    if second is None:
+        return False
+    if "://" in first or "://" in second:
+        return first == second
+    return Path(first).resolve() == Path(second).resolve()
+
+
 class Preview:
     """Opened (source checked, outputs checked) before the model loads; ``run`` builds the stages."""
 
@@ -141,10 +150,15 @@ class Preview:
                 "--no-window needs -o FILE to record to or --serve PORT to watch from a browser "
                 "(or drop --no-window to watch here)"
             )
+        source_file = Path(options.source.source) if options.source.kind == "file" else None
         for target in (options.output, options.record_input):
             if target is not None:
-                check_sink_target(target, overwrite=options.overwrite)
+                check_sink_target(target, options.overwrite, source_file)
                 check_encode_options(options.encode)
+        if options.output is not None and same_target(options.output, options.record_input):
+            raise VidderainError(
+                f"-o and --record-input both name {options.output}: give each its own file or URL"
+            )
         self.options = options
         self.source = LiveSource(options.source)
         self.source.open()

@@ -8,7 +8,6 @@ written or discarding it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from fractions import Fraction
@@ -22,6 +21,7 @@ from vidderain.engine.encode import EncodeOptions, VideoWriter
 from vidderain.engine.pipeline import check_output_path
 from vidderain.errors import VidderainError
 from vidderain.live.capture import LIVE_TIME_BASE
+from vidderain.outputs import move_into_place, remove_stale_temporaries, temporary_path
 
 URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -56,14 +56,15 @@ def sink_scheme(target: str) -> str:
     return match.group(1).lower() if match else "file"
 
 
-def check_sink_target(target: str, overwrite: bool) -> None:
-    """Before anything opens: a known kind of target, and for a file a path that may be written."""
+def check_sink_target(target: str, overwrite: bool, source: Path | None = None) -> None:
+    """Before anything opens: a known kind of target, and for a file a path that may be written (never
+    the ``source`` file itself)."""
     scheme = sink_scheme(target)
     if scheme not in SINKS:
         known = ", ".join(f"{name}://" for name in SINKS if name != "file")
         raise VidderainError(f"cannot send output to {scheme}:// (outputs: a file, {known})")
     if scheme == "file":
-        check_output_path(Path(target), overwrite=overwrite)
+        check_output_path(Path(target), source, overwrite=overwrite)
 
 
 def open_sink(target: str, options: EncodeOptions, rate: Fraction, overwrite: bool) -> Sink:
@@ -75,9 +76,10 @@ class Recorder:
     """A VideoWriter into a hidden file beside the target, renamed when the run ends cleanly."""
 
     def __init__(self, target: str, options: EncodeOptions, rate: Fraction, overwrite: bool) -> None:
-        self.target = target
-        path = Path(target)
-        self.temp = path.with_name(f".{path.stem}.vidderain-{os.getpid()}{path.suffix}")
+        self.target = Path(target)
+        self.overwrite = overwrite
+        remove_stale_temporaries(self.target)
+        self.temp = temporary_path(self.target)
         self.writer = VideoWriter(self.temp, options, LIVE_TIME_BASE, rate)
 
     @property
@@ -99,11 +101,13 @@ class Recorder:
                 self.writer.close(discard=True)
                 self.temp.unlink(missing_ok=True)
                 raise
-            os.replace(self.temp, self.target)
+            try:
+                move_into_place(self.temp, self.target, self.overwrite)
+            finally:
+                self.temp.unlink(missing_ok=True)
         else:
             self.writer.close(discard=True)
             self.temp.unlink(missing_ok=True)
 
 
 # Imported last: the publisher registers itself with the registry above.
-from vidderain.live import publish  # noqa: E402, F401
