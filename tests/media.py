@@ -20,6 +20,8 @@ class ClipSpec:
     frames: int = 20
     fps: int = 25
     audio: bool = False
+    audio_codec: str = "aac"  # or pcm_s16le, flac (which some containers cannot hold)
+    second_video: bool = False  # a second, smaller video stream after the first (a thumbnail track)
     subtitles: bool = False  # an SRT stream with a cue every 8 frames (needs a .mkv path)
     pts: list[int] | None = None  # explicit timestamps (variable frame rate), in 1/1000 s
     rotation: int = 0
@@ -62,8 +64,15 @@ def make_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
             video.set_display_rotation(spec.rotation)
         audio = None
         if spec.audio:
-            audio = container.add_stream("aac", rate=SAMPLE_RATE)
+            audio = container.add_stream(spec.audio_codec, rate=SAMPLE_RATE)
             audio.layout = "stereo"
+            if spec.audio_codec != "aac":
+                audio.format = "s16"
+        thumbnail = None
+        if spec.second_video:
+            thumbnail = container.add_stream("libx264", rate=spec.fps, options={"g": str(spec.gop)})
+            thumbnail.width, thumbnail.height, thumbnail.pix_fmt = 32, 32, "yuv420p"
+            thumbnail.codec_context.time_base = Fraction(1, spec.fps)
         subtitles = container.add_mux_stream("subrip") if spec.subtitles else None
         packets, corrupted = 0, False
         for index in range(spec.frames):
@@ -83,12 +92,25 @@ def make_clip(path: Path, spec: ClipSpec, seed: int = 0) -> Path:
                     packet, corrupted = _with_forbidden_bit(packet), True
                 container.mux(packet)
                 packets += 1
+            if thumbnail is not None:
+                small = av.VideoFrame.from_ndarray(
+                    np.full((32, 32, 3), index % 256, np.uint8), format="rgb24"
+                )
+                small = small.reformat(format="yuv420p")
+                small.pts, small.time_base = index, Fraction(1, spec.fps)
+                container.mux(thumbnail.encode(small))
         container.mux(video.encode(None))
+        if thumbnail is not None:
+            container.mux(thumbnail.encode(None))
         if audio is not None:
             seconds = (spec.pts[-1] / 1000 if spec.pts else spec.frames / spec.fps) + 0.1
             for start in range(0, int(seconds * SAMPLE_RATE), AUDIO_FRAME):
                 samples = (0.1 * rng.standard_normal((2, AUDIO_FRAME))).astype(np.float32)
-                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+                if spec.audio_codec == "aac":
+                    chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+                else:  # packed 16-bit: the channels interleaved in one plane
+                    packed = (samples.T.reshape(1, -1) * 32767).astype(np.int16)
+                    chunk = av.AudioFrame.from_ndarray(packed, format="s16", layout="stereo")
                 chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
                 container.mux(audio.encode(chunk))
             container.mux(audio.encode(None))

@@ -4,9 +4,12 @@ ends in one line and exit 2, no traceback, and nothing left under the output nam
 from __future__ import annotations
 
 import pytest
+import torch
 
-from tests.cli_helpers import assert_one_line_error, vidderain
+from tests.cli_helpers import TINY, assert_one_line_error, vidderain
 from tests.media import ClipSpec, make_clip
+from vidderain.models import RRANet
+from vidderain.weights import save_weights
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,10 @@ def nothing_written(folder, keep=("clip.mp4",)) -> None:
         (["--batch", "0"], "argument --batch: must be at least 1, got 0"),
         (["--start", "-3"], "argument --start: must be at least 0, got -3"),
         (["--end", "-1"], "argument --end: must be above 0, got -1"),
-        (["--start", "nan"], "argument --start: must be at least 0, got nan"),
+        (["--start", "nan"], "argument --start: must be a finite number, got nan"),
+        (["--start", "inf"], "argument --start: must be a finite number, got inf"),  # issue 31, item 10
+        (["--end", "inf"], "argument --end: must be a finite number, got inf"),
+        (["--start", "1e15"], "--start 1e+15 s is past the end of"),
     ],
 )
 def test_bad_numbers_for_run_are_one_line(clip, tmp_path, args, fragment):
@@ -74,3 +80,16 @@ def test_a_missing_camera_is_one_line_without_opencvs_warnings(tmp_path):
     assert_one_line_error(result, "cannot open camera 7")
     assert "WARN" not in result.stderr
     nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_nan_or_infinity_are_refused_at_load(clip, tmp_path, bad):
+    # Issue 31, item 17: such weights used to load and turn every frame grey.
+    torch.manual_seed(0)
+    model = RRANet(TINY)
+    with torch.no_grad():
+        model.head.weight[0, 0, 0, 0] = bad
+    weights = save_weights(model, tmp_path / "diverged.safetensors")
+    result = vidderain("run", clip, "-o", tmp_path / "out.mp4", "--weights", weights, "--device", "cpu")
+    assert_one_line_error(result, "parameter 'head.weight' holds NaN or infinite values")
+    nothing_written(tmp_path, keep=("diverged.safetensors",))

@@ -10,10 +10,12 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,7 +27,7 @@ from vidderain import STARTUP_STOP, __version__
 from vidderain.backends import BACKEND_NAMES, ONNX_OPSET
 from vidderain.config import DEFAULT_CONFIG, available_configs, load_model_config
 from vidderain.errors import EXIT_INTERRUPTED, Interrupted, VidderainError
-from vidderain.interrupt import StopRequest, python_handlers, signals_request_stop
+from vidderain.interrupt import StopRequest, python_handlers, signals_request_stop, work_abandoned
 from vidderain.progress import time_left
 
 EXIT_USAGE = 2
@@ -198,7 +200,9 @@ def number(kind: type, least: float, *, strict: bool = False, most: float | None
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value != value or (value <= least if strict else value < least):  # NaN is refused too
+        if not math.isfinite(value):  # NaN and infinity: no count or time of seconds
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value <= least if strict else value < least:
             raise argparse.ArgumentTypeError(
                 f"must be {'above' if strict else 'at least'} {least:g}, got {text}"
             )
@@ -531,7 +535,8 @@ def command_run(args: argparse.Namespace) -> int:
 
     from vidderain.stills import derain_stills
 
-    summary = derain_stills(args.input, args.output, derainer, overwrite=args.overwrite)
+    warn = warner(err, args.quiet)
+    summary = derain_stills(args.input, args.output, derainer, args.overwrite, args.tile, args.stop, warn)
     if args.json:
         print(
             json.dumps({"output": str(summary.output), "images": summary.images, "seconds": summary.seconds})
@@ -607,16 +612,19 @@ def video_job(args: argparse.Namespace, batch: int):
     )
 
 
+def warner(err: Console, quiet: bool) -> Callable[[str], None]:
+    """How a run reports what it noticed and went on with: a yellow line on stderr, none when quiet."""
+    if quiet:
+        return lambda message: None
+    return lambda message: err.print(f"[yellow]warning:[/yellow] {message}")
+
+
 def run_video_command(args, job, source, derainer, config_name: str, err: Console, quiet: bool) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vidderain.engine import run_video
 
-    warn = (
-        (lambda message: None)
-        if args.quiet
-        else (lambda message: err.print(f"[yellow]warning:[/yellow] {message}"))
-    )
+    warn = warner(err, args.quiet)
     columns = (
         TextColumn(
             f"[bold]{config_name}[/bold] on {derainer.device} ({derainer.backend.name} {derainer.precision})"
@@ -699,6 +707,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         except Interrupted as error:  # the user's doing, not an error: say what was (not) kept
             print(f"vidderain: {error}", file=sys.stderr)
+            if work_abandoned():
+                sys.stderr.flush()
+                os._exit(error.exit_code)
             return error.exit_code
         except VidderainError as error:
             print(f"vidderain: error: {error}", file=sys.stderr)

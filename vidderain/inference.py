@@ -26,6 +26,9 @@ DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 # channels) in float32 on the CPU peaks 267 MB above its weights for a 640x360 frame (1.1 GB for 4).
 MODEL_BYTES_PER_PIXEL_CHANNEL = 73
 MEMORY_SHARE = 0.5  # of the free memory a batch may take: decoding, encoding and the queues need the rest
+# Tile sizes tried, largest first, for a still or a live frame too large to run whole (a 2048 tile of
+# rranet-lite takes about 5 GB on the CPU: larger tiles gain no speed, only risk).
+AUTO_TILES = (2048, 1024, 512, 256)
 KIB, GIB = 1024, 1024**3
 
 
@@ -116,21 +119,40 @@ def free_memory(device: torch.device) -> int | None:
         return None
 
 
+def batch_fits(config: ModelConfig, batch: int, width: int, height: int, device: torch.device) -> bool:
+    free = free_memory(device)
+    per_frame = width * height * config.widths[0] * MODEL_BYTES_PER_PIXEL_CHANNEL
+    return free is None or batch * per_frame <= MEMORY_SHARE * free
+
+
 def check_batch_memory(
     config: ModelConfig, batch: int, width: int, height: int, device: torch.device
 ) -> None:
     """Refuse, in one line, a batch whose frames cannot all be in the model at once on this machine (an
     out-of-memory kill an hour into a long video is the alternative), naming the batch that fits."""
-    per_frame = width * height * config.widths[0] * MODEL_BYTES_PER_PIXEL_CHANNEL
-    free = free_memory(device)
-    if free is None or batch * per_frame <= MEMORY_SHARE * free:
+    if batch_fits(config, batch, width, height, device):
         return
+    per_frame = width * height * config.widths[0] * MODEL_BYTES_PER_PIXEL_CHANNEL
+    free = free_memory(device) or 0
     fits = int(MEMORY_SHARE * free // per_frame)
     advice = f"at most {fits} frames fit" if fits else "not even one frame fits: try --tile"
     raise VidderainError(
         f"--batch {batch} needs about {batch * per_frame / GIB:.1f} GiB for {width}x{height} frames with "
         f"{config.name}, and {free / GIB:.1f} GiB is free on {device.type}: {advice}"
     )
+
+
+def choose_tile(
+    config: ModelConfig, batch: int, width: int, height: int, device: torch.device, tile: int | None = None
+) -> int | None:
+    """The tile frames of this size run in: ``tile`` when given (checked to fit), else None (whole frames)
+    when they fit, else the largest of AUTO_TILES that fits; the memory check's one line when none does."""
+    if tile is None and not batch_fits(config, batch, width, height, device):
+        fitting = (size for size in AUTO_TILES if batch_fits(config, batch, size, size, device))
+        tile = next(fitting, None)
+    side = tile or max(width, height)
+    check_batch_memory(config, batch, min(width, side), min(height, side), device)
+    return tile
 
 
 def default_batch(device: torch.device) -> int:

@@ -17,12 +17,22 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from vidderain.errors import Interrupted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
+WORKER_NAME = "vidderain-work"
+
+
+def work_abandoned() -> bool:
+    """Whether an until_stopped worker still runs after its caller was interrupted. The process must then
+    end with os._exit: Python's own exit would finalise the interpreter under a thread inside torch's
+    kernels, which aborts the process ("terminate called without an active exception", SIGABRT)."""
+    return any(thread.name == WORKER_NAME and thread.is_alive() for thread in threading.enumerate())
 
 
 class StopRequest:
@@ -88,3 +98,29 @@ def signals_request_stop(request: StopRequest | None = None) -> Iterator[StopReq
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def until_stopped(work: Callable[[], T], stop: StopRequest | None, poll_seconds: float = 0.1) -> T:
+    """``work()`` on a worker thread, returning its result, or ``Interrupted`` as soon as ``stop`` is set:
+    one long call (a whole image through the model) never polls, and the main thread must, for Ctrl-C
+    to end the run at once. The abandoned worker is a daemon: it ends with the process."""
+    if stop is None:
+        return work()
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(work())
+        except BaseException as error:  # handed to the caller's thread
+            errors.append(error)
+
+    worker = threading.Thread(target=target, name=WORKER_NAME, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        stop.raise_if_set()
+        worker.join(poll_seconds)
+    stop.raise_if_set()
+    if errors:
+        raise errors[0]
+    return results[0]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from vidderain.engine.tiling import check_tile, derain_frames
 from vidderain.errors import VidderainError, refuse_overwrite
-from vidderain.imageio import IMAGE_SUFFIXES, is_image_path, read_rgb, write_rgb
-from vidderain.inference import Derainer
+from vidderain.imageio import IMAGE_SUFFIXES, has_alpha, is_image_path, read_rgb, write_rgb
+from vidderain.inference import Derainer, check_frame_size, choose_tile
+from vidderain.interrupt import StopRequest, until_stopped
 
 
 @dataclass
@@ -33,10 +39,39 @@ def plan_outputs(source: Path, output: Path, overwrite: bool = False) -> list[tu
     return [(source, target)]
 
 
-def derain_stills(source: Path, output: Path, derainer: Derainer, overwrite: bool = False) -> StillsSummary:
+def derain_image(
+    derainer: Derainer, image: np.ndarray, tile: int | None = None, stop: StopRequest | None = None
+) -> np.ndarray:
+    """One uint8 RGB image through the model, whole when it fits in memory, else in tiles (``tile``, or
+    the largest that fits); a set ``stop`` (Ctrl-C) ends it at once with Interrupted."""
+    check_tile(tile)
+    height, width = image.shape[:2]
+    check_frame_size(derainer.model.config, width, height)
+    tile = choose_tile(derainer.model.config, 1, width, height, derainer.device, tile)
+
+    def work() -> np.ndarray:
+        with torch.inference_mode():
+            frames = torch.from_numpy(image[None]).to(derainer.device)
+            return derain_frames(derainer, frames, tile)[0].cpu().numpy()
+
+    return until_stopped(work, stop)
+
+
+def derain_stills(
+    source: Path,
+    output: Path,
+    derainer: Derainer,
+    overwrite: bool = False,
+    tile: int | None = None,
+    stop: StopRequest | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+) -> StillsSummary:
     ((image_path, target),) = plan_outputs(source, output, overwrite)
     if not target.parent.is_dir():
         raise VidderainError(f"output folder does not exist: {target.parent}")
     started = time.perf_counter()
-    write_rgb(target, derainer(read_rgb(image_path)[None])[0], overwrite)
+    image = read_rgb(image_path)
+    if has_alpha(image_path):
+        warn(f"{image_path} has an alpha channel (transparency): the output is opaque RGB")
+    write_rgb(target, derain_image(derainer, image, tile, stop), overwrite)
     return StillsSummary(1, time.perf_counter() - started, target)

@@ -121,6 +121,9 @@ def _check_state_dict(model: RRANet, tensors: dict[str, Any], path: str | Path) 
                 f"weights {path}: parameter '{name}' has shape {tuple(tensors[name].shape)}, "
                 f"the model expects {tuple(tensor.shape)}"
             )
+        if tensors[name].is_floating_point() and not torch.isfinite(tensors[name]).all():
+            # A diverged training run saves these: every frame would come out grey.
+            raise WeightsError(f"weights {path}: parameter '{name}' holds NaN or infinite values")
 
 
 def pretrained_path(config_name: str) -> Path | None:

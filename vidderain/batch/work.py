@@ -103,7 +103,7 @@ def derain_file(
             if interrupted:
                 outcome.status = "interrupted"
         else:
-            _derain_image(item, derainer)
+            _derain_image(item, settings, derainer, outcome)
             outcome.frames = 1
             if on_progress is not None:
                 on_progress(1)
@@ -138,7 +138,13 @@ def _derain_video(
     return summary.frames, summary.partial
 
 
-def _derain_image(item: BatchItem, derainer) -> None:
-    from vidderain.imageio import read_rgb, write_rgb
+def _derain_image(item: BatchItem, settings: FileSettings, derainer, outcome: FileOutcome) -> None:
+    from vidderain.imageio import has_alpha, read_rgb, write_rgb
+    from vidderain.stills import derain_image
 
-    write_rgb(item.output, derainer(read_rgb(item.input)[None])[0])  # vidderain.outputs: whole or nothing
+    image = read_rgb(item.input)
+    if has_alpha(item.input):
+        outcome.note = "its alpha channel (transparency) is not kept: the output is opaque RGB"
+    write_rgb(
+        item.output, derain_image(derainer, image, settings.tile)
+    )  # vidderain.outputs: whole or nothing

@@ -38,6 +38,11 @@ class DecodedFrame:
     captured: float = 0.0  # time.monotonic() when a live source delivered it (for latency)
 
 
+def codec_name(stream: av.stream.Stream) -> str:
+    context = stream.codec_context
+    return context.name if context is not None else "no codec FFmpeg knows"
+
+
 @dataclass
 class InputVideo:
     """An opened input: its container, the video stream to derain and the streams to copy."""
@@ -53,6 +58,13 @@ class InputVideo:
     @property
     def time_base(self) -> Fraction:
         return self.video.time_base
+
+    def left_out(self) -> list[str]:
+        """The streams the output will not hold (said once, so nothing is dropped without a word): the
+        video streams after the one derained (thumbnails, other angles), data and attachments."""
+        kept = {self.video.index, *(stream.index for stream in self.passthrough)}
+        dropped = [stream for stream in self.container.streams if stream.index not in kept]
+        return [f"stream {stream.index} ({stream.type}, {codec_name(stream)})" for stream in dropped]
 
     def expected_frames(self) -> int | None:
         """Frames the run should produce, for the progress bar (None when unknown)."""
@@ -125,9 +137,14 @@ def open_input(path: Path, start: float = 0.0, end: float | None = None) -> Inpu
         container.close()
         raise VidderainError(f"--end ({end:g} s) must come after --start ({start:g} s)")
     source = InputVideo(path, container, video, passthrough, start, end, Fraction(rate))
+    stated = source.stated_end()
+    if start > 0 and stated is not None and start >= stated[0]:
+        container.close()
+        raise VidderainError(f"--start {start:g} s is past the end of {path} ({stated[0]:.2f} s long)")
     if start > 0:
         # Not seekable: decoding from the beginning and skipping frames before `start` gives the same result.
-        with contextlib.suppress(av.error.FFmpegError):
+        # (A start past what a seek can hold overflows: decoding then finds no frame in the range.)
+        with contextlib.suppress(av.error.FFmpegError, OverflowError):
             container.seek(int(start / video.time_base), stream=video, backward=True)
     return source
 

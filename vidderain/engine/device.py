@@ -22,9 +22,9 @@ import torch
 
 from vidderain.engine.colour import Colour
 from vidderain.engine.stage import PipelineControl, StageQueue
-from vidderain.engine.tiling import derain_tiled
+from vidderain.engine.tiling import TILE_OVERLAP, derain_frames
 from vidderain.engine.yuv import rgb_to_yuv420
-from vidderain.inference import Derainer, frames_to_unit, unit_to_frames
+from vidderain.inference import Derainer
 
 PINNED_BUFFERS = 3  # per direction: one being filled, one in flight, one spare
 
@@ -88,7 +88,7 @@ class DeviceRunner:
         batch_size: int,
         control: PipelineControl,
         tile: int | None = None,
-        tile_overlap: int = 32,
+        tile_overlap: int = TILE_OVERLAP,
         yuv: bool = False,
     ) -> None:
         self.derainer = derainer
@@ -145,11 +145,8 @@ class DeviceRunner:
         return DeviceBatch(frames, ready, release)
 
     def derain(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB frames (N, H, W, 3) on the device -> derained uint8 RGB; in tiles cut from the uint8
-        frames when they exceed ``tile``."""
-        if self.tile and max(frames.shape[1:3]) > self.tile:
-            return derain_tiled(self.derainer.derain_tensor, frames, self.tile, self.tile_overlap)
-        return unit_to_frames(self.derainer.derain_tensor(frames_to_unit(frames)))
+        """uint8 RGB frames (N, H, W, 3) on the device -> derained uint8 RGB (tiled past ``tile``)."""
+        return derain_frames(self.derainer, frames, self.tile, self.tile_overlap)
 
     @torch.inference_mode()
     def warm_up(self, width: int, height: int) -> None:

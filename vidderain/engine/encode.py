@@ -35,6 +35,9 @@ X26X_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
 )  # fmt: skip
 NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "fast", "medium", "slow", "hp", "hq", "ll", "llhq")
+# x265 prints its banner and settings (25 lines) straight to stderr, past FFmpeg's log level and -q:
+# its warnings name its own internal choices (wpp, lookahead) for small frames; its errors stay.
+QUIET_ENCODER = {"libx265": {"x265-params": "log-level=error"}}
 PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS, "h264_nvenc": NVENC_PRESETS,
            "hevc_nvenc": NVENC_PRESETS}  # fmt: skip
 
@@ -53,7 +56,7 @@ class EncodeOptions:
         preset = self.preset or DEFAULT_PRESET.get(self.codec)
         if preset is not None:
             options["preset"] = preset
-        return options
+        return {**options, **QUIET_ENCODER.get(self.codec, {})}
 
 
 def check_encode_options(options: EncodeOptions) -> None:

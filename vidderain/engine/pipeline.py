@@ -28,6 +28,7 @@ from vidderain.engine.encode import EncodeOptions, EncodeStage, check_encode_opt
 from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import PipelineControl, Stage, StageQueue, StageStats, all_done
 from vidderain.engine.temporal import TemporalSettings, TemporalStage
+from vidderain.engine.tiling import TILE_OVERLAP, check_tile
 from vidderain.errors import Interrupted, VidderainError, refuse_overwrite
 from vidderain.inference import Derainer, check_batch_memory, check_frame_size
 from vidderain.interrupt import StopRequest
@@ -40,6 +41,12 @@ from vidderain.outputs import (
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts", ".webm")
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
+# MPEG-TS takes a stream of any codec, but writes one it has no stream type for (PCM, FLAC, SRT) as
+# private data no player decodes (FFmpeg's mpegtsenc.c, get_stream_type): only these copy across.
+MPEGTS_CODECS = {
+    "audio": {"aac", "aac_latm", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "s302m"},
+    "subtitle": {"dvb_subtitle", "dvb_teletext", "arib_caption"},
+}
 MONITOR_SECONDS = 0.1
 
 
@@ -49,7 +56,7 @@ class VideoJob:
     output: Path
     batch: int = 4
     tile: int | None = None
-    tile_overlap: int = 32
+    tile_overlap: int = TILE_OVERLAP
     start: float = 0.0
     end: float | None = None
     encode: EncodeOptions = field(default_factory=EncodeOptions)
@@ -133,10 +140,7 @@ def prepare_video(job: VideoJob) -> InputVideo:
         raise VidderainError(f"--batch must be at least 1, got {job.batch}")
     if job.temporal < 0:
         raise VidderainError(f"--temporal must be off or a radius of at least 1, got {job.temporal}")
-    if job.tile is not None and job.tile <= 2 * job.tile_overlap:
-        raise VidderainError(
-            f"--tile must exceed twice the tile overlap ({2 * job.tile_overlap}), got {job.tile}"
-        )
+    check_tile(job.tile, job.tile_overlap)
     check_encode_options(job.encode)
     check_output_path(job.output, job.input, job.overwrite)
     source = open_input(job.input, job.start, job.end)
@@ -150,16 +154,20 @@ def prepare_video(job: VideoJob) -> InputVideo:
 
 def check_container(output: Path, source: InputVideo) -> None:
     """Refuse, before any work, streams the output format cannot hold (SRT subtitles in an mp4, say)."""
-    probe = av.open(os.devnull, "w", format=OUTPUT_FORMATS[output.suffix.lower()])
+    container_format = OUTPUT_FORMATS[output.suffix.lower()]
+    probe = av.open(os.devnull, "w", format=container_format)
     try:
         for stream in source.passthrough:
             try:
                 probe.add_stream_from_template(stream)
+                held = container_format != "mpegts" or stream.codec_context.name in MPEGTS_CODECS[stream.type]
             except ValueError:
+                held = False
+            if not held:
                 raise VidderainError(
                     f"a {output.suffix} file cannot hold the input's {stream.type} stream "
                     f"({stream.codec_context.name}); try .mkv"
-                ) from None
+                )
     finally:
         probe.close()
 
@@ -190,6 +198,8 @@ def run_video(
     except VidderainError:
         source.close()
         raise
+    if left_out := source.left_out():
+        warn(f"only the first video stream is derained; not kept: {', '.join(left_out)}")
     remove_stale_temporaries(job.output)
     temp = temporary_path(job.output)
     interrupt = interrupt if interrupt is not None else StopRequest()

@@ -13,7 +13,25 @@ from collections.abc import Callable
 
 import torch
 
-from vidderain.inference import frames_to_unit, unit_to_frames
+from vidderain.errors import VidderainError
+from vidderain.inference import Derainer, frames_to_unit, unit_to_frames
+
+TILE_OVERLAP = 32  # pixels two neighbouring tiles share, blended over
+
+
+def check_tile(tile: int | None, overlap: int = TILE_OVERLAP) -> None:
+    if tile is not None and tile <= 2 * overlap:
+        raise VidderainError(f"--tile must exceed twice the tile overlap ({2 * overlap}), got {tile}")
+
+
+def derain_frames(
+    derainer: Derainer, frames: torch.Tensor, tile: int | None = None, overlap: int = TILE_OVERLAP
+) -> torch.Tensor:
+    """uint8 RGB frames (N, H, W, 3) on the device -> derained uint8 RGB; in tiles cut from the uint8
+    frames when they exceed ``tile``."""
+    if tile and max(frames.shape[1:3]) > tile:
+        return derain_tiled(derainer.derain_tensor, frames, tile, overlap)
+    return unit_to_frames(derainer.derain_tensor(frames_to_unit(frames)))
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

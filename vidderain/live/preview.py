@@ -26,7 +26,7 @@ from vidderain.engine.infer import BatchStage, InferStage
 from vidderain.engine.stage import END, PipelineControl, StageQueue, all_done
 from vidderain.engine.temporal import TemporalSettings, TemporalStage
 from vidderain.errors import VidderainError
-from vidderain.inference import Derainer
+from vidderain.inference import Derainer, choose_tile
 from vidderain.interrupt import StopRequest
 from vidderain.live.capture import CaptureStage, LatestQueue, LiveSource, SourceOptions
 from vidderain.live.serve import FrameServer, ServeOptions
@@ -186,8 +186,12 @@ class Preview:
         self.frames = LatestQueue(batch, self.control)
         self.batches = LatestQueue(1, self.control, on_drop=self._drop_batch)
         self.derained = StageQueue(1, self.control)
-        runner = DeviceRunner(derainer, batch, self.control)
-        if (size := self.source.size) is not None:
+        size = self.source.size
+        # The memory check every run gets; a frame too large to run whole runs in tiles (as stills do).
+        config, device = derainer.model.config, derainer.device
+        tile = choose_tile(config, batch, *size, device) if size is not None else None
+        runner = DeviceRunner(derainer, batch, self.control, tile)
+        if size is not None:
             runner.warm_up(*size)
         self.capture = CaptureStage(self.source, self.frames, self.control, self.stop_capture)
         # Temporal fusion is causal here: each frame with the frames before it, so none waits for later
