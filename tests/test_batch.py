@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +102,8 @@ def test_an_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, t
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
+    # What it says is what it does (issue 31, item 16): the file in progress keeps its frames done so far.
+    assert "interrupted: keeping the frames of" in stderr and "starting no other file" in stderr, stderr
     first = json.loads(stdout)
     assert outcomes(first)["a.mp4"] == "done" and first["interrupted"]
     assert "c.mkv" not in outcomes(first) or outcomes(first)["c.mkv"] != "done"
@@ -120,6 +124,17 @@ def test_an_interrupted_batch_resumes_without_redoing_finished_files(tmp_path, t
     result, _ = run_json(folder, "-o", out, "--recursive", "--weights", other)
     assert_one_line_error(result, "4 output(s) in")
     assert "were made with other model, weights" in result.stderr and "pass -y/--overwrite" in result.stderr
+
+
+@ray_installed
+def test_a_ray_address_nothing_answers_on_is_one_line_at_once(tmp_path, tiny_weights):
+    # Issue 31, item 4: Ray retried it for minutes, warning every 5 s and deaf to Ctrl-C.
+    folder = make_folder(tmp_path)
+    started = time.monotonic()
+    result = vidderain("run", folder, "-o", tmp_path / "o", "--ray", "127.0.0.1:1", "--weights", tiny_weights,
+                       timeout=60)  # fmt: skip
+    assert_one_line_error(result, "cannot connect to the Ray cluster at 127.0.0.1:1: Connection refused")
+    assert time.monotonic() - started < 30 and not (tmp_path / "o").exists()
 
 
 def test_ray_without_the_extra_and_folder_only_options_are_one_line_errors(tmp_path, tiny_weights):
@@ -259,3 +274,33 @@ def test_new_default_weights_redo_a_folder_only_with_overwrite(tmp_path, monkeyp
     assert code == 0 and outcomes(summary) == {"a.mp4": "done"}
     assert recorded_sha256() == hashlib.sha256(release_2.read_bytes()).hexdigest()
     assert read_video(out / "a.mp4").frames == 4
+
+
+def test_avi_and_webm_in_a_folder_are_written_as_mkv_and_said_so(tmp_path, tiny_weights):
+    # Issue 31, item 15: outputs kept the input's suffix, which vidderain cannot write: never done.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, codec in (("a.avi", "mpeg4"), ("b.webm", "libvpx-vp9"), ("b.mkv", "libx264")):
+        with av.open(str(folder / name), "w") as container:
+            stream = container.add_stream(codec, rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for index in range(5):
+                image = np.full((48, 64, 3), 40 * index, np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    out = tmp_path / "out"
+    result, summary = run_json(folder, "-o", out, "--weights", tiny_weights)
+    assert result.returncode == 0, result.stderr
+    notes = {Path(entry["input"]).name: (entry["output"], entry.get("note")) for entry in summary["files"]}
+    assert notes["a.avi"] == (
+        str(out / "a.mkv"),
+        "written as a.mkv (vidderain writes .mp4, .mov, .mkv or .ts)",
+    )
+    assert notes["b.webm"][0] == str(out / "b-webm.mkv")  # b.mkv is another input's output
+    assert notes["b.mkv"] == (str(out / "b.mkv"), None)
+    for name in ("a.mkv", "b-webm.mkv", "b.mkv"):
+        assert read_video(out / name).frames == 5
+    result, summary = run_json(folder, "-o", out, "--weights", tiny_weights)  # resumes: all finished
+    assert {entry["status"] for entry in summary["files"]} == {"skipped"}

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.cli_helpers import assert_one_line_error, background, vidderain, wait_until_writing
@@ -123,3 +127,72 @@ def test_a_later_run_removes_what_a_killed_run_left(tmp_path, tiny_weights, long
     assert result.returncode == 0, result.stderr
     assert read_video(target).frames == 150
     assert hidden_temporaries(tmp_path) == [live.name]
+
+
+def file_size_limit(most_bytes: int):
+    """A child whose files may not grow past ``most_bytes``: its writes then fail (EFBIG) as on a full disk
+    (ignoring SIGXFSZ, which would otherwise kill it), with no privileges and no disk to fill."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (most_bytes, most_bytes))
+
+    return limit
+
+
+def test_a_write_that_fails_midway_is_one_line_and_leaves_nothing(tmp_path, tiny_weights, long_clip):
+    target = tmp_path / "out.mp4"
+    command = [*run_command(long_clip, target, tiny_weights), "--backend", "torch"]
+    result = subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, preexec_fn=file_size_limit(20_000)
+    )
+    assert_one_line_error(result, f"stopped: File too large; nothing was kept as {target}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_manifest_that_cannot_be_written_takes_its_output_back(tmp_path, tiny_weights):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "a.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))  # a PNG of ~270 bytes
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vidderain", "run", folder, "-o", out, "--weights", tiny_weights,
+               "--device", "cpu", "--backend", "torch"]  # fmt: skip
+    # The image fits under the limit; the manifest (its recipe holds digests) does not.
+    result = subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, preexec_fn=file_size_limit(600)
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "a.png: failed" in result.stderr
+    assert "could not be recorded in .vidderain-batch.json" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == []  # no 0-byte temporary file, no unrecorded output
+    rerun = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr  # redone, not refused
+    assert sorted(p.name for p in out.iterdir()) == [".vidderain-batch.json", "a.png"]
+
+
+def test_an_output_folder_removed_or_impossible_is_one_line(tmp_path, tiny_weights, long_clip):
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    with background(
+        run_command(long_clip, folder / "out.mp4", tiny_weights), stderr=subprocess.PIPE
+    ) as process:
+        wait_until_writing(process, folder, "out.mp4")
+        shutil.rmtree(folder)
+        _, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess([], process.returncode, "", stderr.decode())
+    assert_one_line_error(result, "stopped: No such file or directory; nothing was kept as")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = vidderain("run", long_clip.parent, "-o", blocker / "new", "--weights", tiny_weights)
+    assert_one_line_error(result, f"cannot create output folder {blocker / 'new'}: Not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_image_is_one_line(tmp_path, tiny_weights):
+    source = tmp_path / "locked.png"
+    cv2.imwrite(str(source), np.zeros((32, 32, 3), np.uint8))
+    source.chmod(0)
+    result = vidderain("run", source, "-o", tmp_path / "out.png", "--weights", tiny_weights)
+    assert_one_line_error(result, f"cannot read image {source}: Permission denied")

@@ -169,3 +169,22 @@ def test_libx265_keeps_quiet_when_asked(tmp_path, tiny_weights):
     with av.open(str(target)) as container:
         assert container.streams.video[0].codec_context.name == "hevc"
     assert read_video(target).frames == 6
+
+
+def test_a_yaml_config_runs_with_the_shipped_weights_it_shares_parameters_with(tmp_path):
+    # Issue 31, item 14: a config the project ships as YAML (rranet-lite with a third stage) said "unknown".
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(frames=4))
+    three = tmp_path / "lite-3.yaml"
+    three.write_text(
+        "name: lite-3\nwidths: [16, 32, 64, 128]\nstages: 3\nattention_channels: 8\nlstm_kernel: 3\n"
+        "rlcn_window: 15\nrlcn_eps: 0.03\n"
+    )
+    result = vidderain("run", clip, "-o", tmp_path / "out.mp4", "--config", three, "--temporal", "off")
+    assert result.returncode == 0, result.stderr
+    assert "lite-3 runs the weights shipped for rranet-lite (same parameters)" in result.stderr
+    assert read_video(tmp_path / "out.mp4").frames == 4
+    wide = tmp_path / "wide.yaml"
+    narrower = three.read_text().replace("[16, 32, 64, 128]", "[8, 16, 32, 64]")
+    wide.write_text(narrower.replace("lite-3", "wide"))
+    result = vidderain("run", clip, "-o", tmp_path / "wide.mp4", "--config", wide, "--temporal", "off")
+    assert result.returncode == 0 and "pass --weights FILE" in result.stderr, result.stderr

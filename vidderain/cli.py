@@ -294,6 +294,10 @@ def load_derainer(args: argparse.Namespace, err: Console, quiet: bool):
             f"[yellow]warning:[/yellow] no trained weights ship for '{loaded.config.name}' yet; running it "
             "untrained (pass --weights FILE)"
         )
+    elif args.weights is None and Path(loaded.weights).stem != loaded.config.name and not quiet:
+        err.print(
+            f"{loaded.config.name} runs the weights shipped for {Path(loaded.weights).stem} (same parameters)"
+        )
     derainer = Derainer(loaded.model, device, args.precision, args.backend)
     args.stop.raise_if_set()  # a Ctrl-C while the model loaded: end before anything is written
     return derainer, loaded.config.name

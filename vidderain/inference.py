@@ -11,7 +11,7 @@ import torch
 
 from vidderain.backends import create_backend
 from vidderain.backends.torch_backend import AUTOCAST_DTYPES
-from vidderain.config import DEFAULT_CONFIG, ModelConfig, load_model_config
+from vidderain.config import DEFAULT_CONFIG, ModelConfig, available_configs, load_model_config
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet, build_model
 from vidderain.weights import load_weights, pretrained_path, read_config
@@ -67,7 +67,27 @@ def weights_file(config: str | None = None, weights: str | Path | None = None) -
     config (None: none ship, the model runs untrained)."""
     if weights is not None:
         return Path(weights)
-    return pretrained_path(load_model_config(config or DEFAULT_CONFIG).name)
+    return shipped_weights_for(load_model_config(config or DEFAULT_CONFIG))
+
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        return {name: tuple(tensor.shape) for name, tensor in build_model(config).state_dict().items()}
+
+
+def shipped_weights_for(config: ModelConfig) -> Path | None:
+    """The weights shipped for ``config``: by its name, or, for a config of another name (a YAML file),
+    the shipped weights with the same parameters (rranet-lite's serve a 3-stage rranet-lite: every stage
+    runs the same parameters). None: nothing shipped fits."""
+    own = pretrained_path(config.name)
+    if own is not None:
+        return own
+    shapes = parameter_shapes(config)
+    for name in available_configs():
+        path = pretrained_path(name)
+        if path is not None and parameter_shapes(read_config(path)) == shapes:
+            return path
+    return None
 
 
 def load_model(config: str | None = None, weights: str | Path | None = None) -> LoadedModel:
@@ -80,9 +100,9 @@ def load_model(config: str | None = None, weights: str | Path | None = None) -> 
         model_config = load_model_config(config) if config is not None else read_config(weights)
         return LoadedModel(load_weights(weights, model_config), str(weights))
     model_config = load_model_config(config or DEFAULT_CONFIG)
-    shipped = weights_file(model_config.name)
+    shipped = shipped_weights_for(model_config)
     if shipped is not None:
-        return LoadedModel(load_weights(shipped, model_config), str(shipped))
+        return LoadedModel(load_weights(shipped, model_config, same_parameters=True), str(shipped))
     return LoadedModel(build_model(model_config), "untrained")
 
 

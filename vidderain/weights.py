@@ -83,11 +83,16 @@ def describe_mismatch(stored: ModelConfig, wanted: ModelConfig) -> str:
 
 
 def load_weights(
-    path: str | Path, config: ModelConfig | None = None, device: torch.device | str = "cpu"
+    path: str | Path,
+    config: ModelConfig | None = None,
+    device: torch.device | str = "cpu",
+    same_parameters: bool = False,
 ) -> RRANet:
-    """Build the model for ``config`` (default: the file's own) and load the file's parameters into it."""
+    """Build the model for ``config`` (default: the file's own) and load the file's parameters into it.
+    ``same_parameters``: any config whose parameters have the file's names and shapes will do (another
+    number of recurrent stages runs the same parameters); else the architectures must be the same."""
     stored = read_config(path)
-    if config is not None and config.architecture() != stored.architecture():
+    if config is not None and config.architecture() != stored.architecture() and not same_parameters:
         raise WeightsError(
             f"weights {path} were made for {stored.name}, not for config {config.name}: "
             f"{describe_mismatch(stored, config)} (weights vs config)"

@@ -11,6 +11,7 @@ words if it is not. Only this process writes the manifest, from the outcomes tha
 from __future__ import annotations
 
 import importlib.util
+import socket
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from vidderain.interrupt import StopRequest
 
 MAX_RETRIES = 3  # times a file is tried again after its worker died
 POLL_SECONDS = 0.5
+CONNECT_SECONDS = 5.0  # for a cluster address to answer at all
 REPORT_SECONDS = 1.0  # how often a task sends its frame count
 LOCAL = "local"  # --ray with no address: a Ray started for this run, on this machine
 
@@ -40,6 +42,26 @@ def require_ray():
     return ray
 
 
+def check_reachable(address: str) -> None:
+    """Refuse, in one line, a HOST:PORT nothing answers on: ray.init would retry it for minutes, warning
+    every few seconds and deaf to Ctrl-C ("auto" finds a local cluster by its own means)."""
+    where = address.removeprefix("ray://")
+    if address == "auto" or ":" not in where:
+        return
+    host, _, port = where.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except ValueError:
+        raise VidderainError(f"--ray {address}: expected HOST:PORT, auto, or no value") from None
+    except OSError as error:
+        reason = error.strerror or "no answer"
+        raise VidderainError(
+            f"cannot connect to the Ray cluster at {address}: {reason} within {CONNECT_SECONDS:g} s "
+            "(is `ray start --head` running there?)"
+        ) from None
+
+
 def connect(address: str) -> bool:
     """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``) or start one here; True
     when this run started it (and so stops it)."""
@@ -49,6 +71,7 @@ def connect(address: str) -> bool:
         if address == LOCAL:
             ray.init(**options)
             return True
+        check_reachable(address)
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise VidderainError(f"cannot connect to the Ray cluster at {address}: {error}") from None

@@ -18,13 +18,14 @@ from typing import Any
 
 import av
 
-from vidderain.engine.pipeline import is_video_path
+from vidderain.engine.pipeline import OUTPUT_FORMATS, is_video_path
 from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, is_image_path
 from vidderain.outputs import atomic_output
 
 MANIFEST = ".vidderain-batch.json"
 MANIFEST_VERSION = 1
+WRITABLE_INSTEAD = ".mkv"  # for videos in containers vidderain reads but does not write (it holds theirs)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,17 @@ class Manifest:
             temp.write_text(json.dumps({"version": MANIFEST_VERSION, "files": self.files}, indent=1))
 
 
+def output_for(target: Path, kind: str, taken: set[Path]) -> Path:
+    """The output keeps the input's name, except a video in a container vidderain cannot write (.avi,
+    .webm): that becomes .mkv (which holds their streams), or NAME-avi.mkv when NAME.mkv is another's."""
+    if kind != "video" or target.suffix.lower() in OUTPUT_FORMATS:
+        return target
+    renamed = target.with_suffix(WRITABLE_INSTEAD)
+    if renamed in taken:
+        renamed = target.with_name(f"{target.stem}-{target.suffix.lstrip('.').lower()}{WRITABLE_INSTEAD}")
+    return renamed
+
+
 def plan_batch(
     folder: Path, output: Path, recursive: bool, overwrite: bool, recipe: dict[str, Any]
 ) -> BatchPlan:
@@ -144,9 +156,10 @@ def plan_batch(
         raise VidderainError(f"no {kinds} in folder {folder}{hint}")
     manifest = Manifest(output)
     todo, complete, existing, changed = [], [], [], []
+    targets = {output / path.relative_to(folder) for path in inputs}
     for path in inputs:
-        target = output / path.relative_to(folder)
         kind = "video" if is_video_path(path) else "image"
+        target = output_for(output / path.relative_to(folder), kind, targets)
         item = BatchItem(path, target, kind, probe_frames(path) if kind == "video" else 1)
         if manifest.is_complete(path.relative_to(folder).as_posix(), item, recipe):
             complete.append(item)

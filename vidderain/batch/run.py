@@ -19,8 +19,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vidderain.batch.plan import BatchItem, BatchPlan, Manifest
+from vidderain.batch.plan import MANIFEST, BatchItem, BatchPlan, Manifest
 from vidderain.batch.work import FileOutcome, FileSettings, derain_file
+from vidderain.errors import VidderainError
 from vidderain.interrupt import StopRequest
 from vidderain.progress import time_left
 
@@ -125,7 +126,10 @@ def skipped_outcomes(plan: BatchPlan) -> list[FileOutcome]:
 
 def make_output_folders(plan: BatchPlan) -> None:
     for folder in sorted({item.output.parent for item in plan.todo}):
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise VidderainError(f"cannot create output folder {folder}: {error.strerror}") from None
 
 
 def run_batch_here(
@@ -141,11 +145,20 @@ def run_batch_here(
     derainer, stop = None, stop or StopRequest()
     announced = False
 
-    def on_progress(key: str, done: int) -> None:
+    def announce(key: str) -> None:
+        """Said once, as soon as the stop is seen (a file that ends before its next frame says it then)."""
         nonlocal announced
         if stop.is_set() and not announced:
             announced = True
-            progress.console.print("interrupted: finishing the current file (Ctrl-C again to stop now)")
+            progress.console.print(
+                f"interrupted: keeping the frames of {key} done so far (as NAME.partial.EXT) and starting "
+                "no other file (Ctrl-C again to stop now)",
+                markup=False,
+                highlight=False,
+            )
+
+    def on_progress(key: str, done: int) -> None:
+        announce(key)
         progress.update(key, done)
 
     for item in plan.todo:
@@ -154,6 +167,7 @@ def run_batch_here(
         key = plan.relative(item)
         derainer = derainer or settings.model.load()[0]  # loaded once, and only when there is work
         outcome = derain_file(item, settings, derainer, lambda done, key=key: on_progress(key, done), stop)
+        announce(key)
         record_outcome(plan, manifest, item, outcome)
         progress.finish(key, outcome)
         outcomes.append(outcome)
@@ -161,8 +175,20 @@ def run_batch_here(
 
 
 def record_outcome(plan: BatchPlan, manifest: Manifest, item: BatchItem, outcome: FileOutcome) -> None:
-    if outcome.status == "done":
-        manifest.record(plan.relative(item), item, plan.recipe)
+    """A finished file goes in the manifest; where that cannot be written (a full disk), the output is
+    taken back, so a rerun redoes the file instead of refusing an output it cannot tell for its own."""
+    if outcome.status != "done":
+        return
+    key = plan.relative(item)
+    try:
+        manifest.record(key, item, plan.recipe)
+    except OSError as error:
+        manifest.files.pop(key, None)
+        item.output.unlink(missing_ok=True)
+        outcome.status = "failed"
+        outcome.error = (
+            f"finished, but could not be recorded in {MANIFEST} ({error.strerror}): output removed"
+        )
 
 
 STATUS_STYLE = {"done": "green", "skipped": "dim", "failed": "red", "interrupted": "yellow"}

@@ -87,6 +87,8 @@ def derain_file(
     outcome. ``interrupt`` set mid-file ends it as ``interrupted`` (a video keeps NAME.partial.EXT)."""
     started = time.perf_counter()
     outcome = FileOutcome(str(item.input), str(item.output), "done", host=socket.gethostname())
+    if item.output.suffix != item.input.suffix:
+        outcome.note = f"written as {item.output.name} (vidderain writes .mp4, .mov, .mkv or .ts)"
     stale = leftovers(item.output)
     if stale:  # one attempt at a file at a time: what is left is from an earlier one that did not finish
         outcome.note = "redone: an earlier attempt left a partial output"

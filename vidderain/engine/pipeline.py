@@ -212,6 +212,10 @@ def run_video(
             summary.output = keep_under_free_name(temp, partial_path(job.output))
         else:
             move_into_place(temp, job.output, job.overwrite)
+    except OSError as error:  # a full disk, a file-size limit, the output folder removed mid-run
+        raise VidderainError(
+            f"stopped: {error.strerror or error}; nothing was kept as {job.output}"
+        ) from None
     finally:
         source.close()
         temp.unlink(missing_ok=True)
