@@ -143,7 +143,13 @@ def file_size_limit(most_bytes: int):
 
 def test_a_write_that_fails_midway_is_one_line_and_leaves_nothing(tmp_path, tiny_weights, long_clip):
     target = tmp_path / "out.mp4"
-    command = [*run_command(long_clip, target, tiny_weights), "--backend", "torch"]
+    # -q: a busy machine prints progress lines before the error
+    command = [
+        *run_command(long_clip, target, tiny_weights),
+        "--backend",
+        "torch",
+        "-q",
+    ]  # -q: no progress lines
     result = subprocess.run(
         [str(part) for part in command], capture_output=True, text=True, preexec_fn=file_size_limit(20_000)
     )
@@ -176,7 +182,7 @@ def test_an_output_folder_removed_or_impossible_is_one_line(tmp_path, tiny_weigh
     folder = tmp_path / "gone"
     folder.mkdir()
     with background(
-        run_command(long_clip, folder / "out.mp4", tiny_weights), stderr=subprocess.PIPE
+        run_command(long_clip, folder / "out.mp4", tiny_weights, "-q"), stderr=subprocess.PIPE
     ) as process:
         wait_until_writing(process, folder, "out.mp4")
         shutil.rmtree(folder)

@@ -168,7 +168,12 @@ def choose_tile(
     """The tile frames of this size run in: ``tile`` when given (checked to fit), else None (whole frames)
     when they fit, else the largest of AUTO_TILES that fits; the memory check's one line when none does."""
     if tile is None and not batch_fits(config, batch, width, height, device):
-        fitting = (size for size in AUTO_TILES if batch_fits(config, batch, size, size, device))
+        fitting = (
+            size
+            for size in AUTO_TILES
+            if size < max(width, height)
+            and batch_fits(config, batch, min(width, size), min(height, size), device)
+        )
         tile = next(fitting, None)
     side = tile or max(width, height)
     check_batch_memory(config, batch, min(width, side), min(height, side), device)

@@ -76,10 +76,10 @@ class Recorder:
     """A VideoWriter into a hidden file beside the target, renamed when the run ends cleanly."""
 
     def __init__(self, target: str, options: EncodeOptions, rate: Fraction, overwrite: bool) -> None:
-        self.target = Path(target)
+        self.target = target  # as given: the summary names it so
         self.overwrite = overwrite
-        remove_stale_temporaries(self.target)
-        self.temp = temporary_path(self.target)
+        remove_stale_temporaries(Path(target))
+        self.temp = temporary_path(Path(target))
         self.writer = VideoWriter(self.temp, options, LIVE_TIME_BASE, rate)
 
     @property
@@ -102,7 +102,7 @@ class Recorder:
                 self.temp.unlink(missing_ok=True)
                 raise
             try:
-                move_into_place(self.temp, self.target, self.overwrite)
+                move_into_place(self.temp, Path(self.target), self.overwrite)
             finally:
                 self.temp.unlink(missing_ok=True)
         else:
