@@ -1,0 +1,164 @@
+"""Real rain made into pairs by time (as SPA-Data built its real benchmark): on a still camera, a per-pixel
+median over many frames is the scene without rain, and a rainy frame beside it is a pair whose difference
+is the rain. Only pixels that stay still count: leaves sway, people walk, light changes.
+
+A pixel is still when (1) few frames are darker than its median by more than ``dark_step`` (rain only
+brightens: darker means something moved there), and (2) the medians of the clip's two halves agree within
+``drift`` (no slow change of light or scene); and in each frame, what passes through it (darker than the
+median, or a bright blob wider than a streak) is left out of that frame. The moving pixels, widened by
+``margin``, are left out: in a saved pair the clean image holds the rainy frame's own pixels there (nothing
+to learn, nothing changed), and the mask says which pixels are scored. A clip whose camera moves (frames
+shifted against the median by more than ``typical_shift`` pixels, or one in ten by more than
+``max_shift``) gives no pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from vidderain.imageio import to_float, to_uint8, write_rgb
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights, as PSNR-Y uses
+
+
+@dataclass(frozen=True)
+class TimePairSettings:
+    frames: int = 96  # frames the median is taken over (spread evenly over the clip)
+    pairs: int = 16  # rainy frames kept per clip as pairs (spread evenly)
+    dark_step: float = 0.06  # a frame this much darker than the median (in Y, 0..1) is motion, not rain
+    dark_share: float = 0.2  # a pixel with more such frames than this share is moving
+    drift: float = 0.04  # the two halves' medians may differ by this much in Y
+    margin: int = 3  # pixels the moving regions are widened by
+    streak_width: int = 4  # wider bright blobs in one frame are something passing, not rain
+    # The camera is still when half its frames sit within ``typical_shift`` pixels of the median and nine
+    # in ten within ``max_shift`` (measured on blurred grey frames: streaks would pull the correlation).
+    typical_shift: float = 0.3
+    max_shift: float = 1.0
+    shift_blur: float = 3.0  # Gaussian sigma, pixels
+    min_still: float = 0.3  # a clip with less of its frame still gives no pairs
+
+
+@dataclass
+class TimePairs:
+    """One clip's rain-free estimate, its still mask, and the rainy frames kept."""
+
+    name: str
+    background: np.ndarray  # float32 RGB in [0, 1]
+    still: np.ndarray  # bool (H, W)
+    rainy: list[np.ndarray]  # uint8 RGB frames
+    # The median of the frames' shifts from the median, and the larger of their 90th percentile and the
+    # shift between the clip's first and last eighths, in pixels.
+    shifts: tuple[float, float]
+
+    @property
+    def still_share(self) -> float:
+        return float(self.still.mean())
+
+    def still_in(self, rainy: np.ndarray, settings: TimePairSettings) -> np.ndarray:
+        """The still pixels of one frame: the clip's, less what passes through this frame (darker than the
+        background, or brighter in a blob wider than a streak: a person, a car, a splash of light)."""
+        difference = luma(to_float(rainy)) - luma(self.background)
+        darker = difference < -settings.dark_step
+        opening = np.ones((settings.streak_width + 1,) * 2, np.uint8)
+        blobs = cv2.morphologyEx(
+            (np.abs(difference) > settings.dark_step).astype(np.uint8), cv2.MORPH_OPEN, opening
+        )
+        size = 2 * settings.margin + 1
+        passing = cv2.dilate((darker | (blobs > 0)).astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+        return self.still & ~passing
+
+    def clean_for(self, rainy: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """The reference of one rainy frame: the background where ``still``, the frame itself elsewhere."""
+        return np.where(still[..., None], to_uint8(self.background), rainy)
+
+
+def read_frames(path: Path, count: int) -> list[np.ndarray]:
+    """``count`` frames spread evenly over the clip (all of them when it has fewer), as uint8 RGB."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    if len(frames) <= count:
+        return frames
+    return [frames[int(index)] for index in np.linspace(0, len(frames) - 1, count)]
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    return image @ LUMA
+
+
+def frame_shift(reference: np.ndarray, frame: np.ndarray) -> float:
+    """How far ``frame`` sits from ``reference`` (grey float32), by phase correlation, in pixels."""
+    window = cv2.createHanningWindow(reference.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(reference, frame, window)
+    return float(np.hypot(dx, dy))
+
+
+def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> TimePairs:
+    frames = read_frames(path, settings.frames)
+    stack = np.stack([to_float(frame) for frame in frames])  # (T, H, W, 3)
+    background = np.median(stack, axis=0)
+    grey = luma(stack).astype(np.float32)
+    background_grey = luma(background).astype(np.float32)
+
+    def blurred(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), settings.shift_blur)
+
+    offsets = [frame_shift(blurred(background_grey), blurred(frame)) for frame in grey]
+    # A slow pan drifts away from its own (smeared) median no more than a still camera does: compare the
+    # clip's first and last eighths too.
+    eighth = max(1, len(grey) // 8)
+    first, last = (blurred(np.median(part, axis=0)) for part in (grey[:eighth], grey[-eighth:]))
+    offsets.append(frame_shift(first, last))
+    shifts = (float(np.percentile(offsets, 50)), max(float(np.percentile(offsets, 90)), offsets[-1]))
+    darker = (grey < background_grey - settings.dark_step).mean(axis=0)
+    half = len(frames) // 2
+    drift = np.abs(np.median(grey[:half], axis=0) - np.median(grey[half:], axis=0))
+    moving = (darker > settings.dark_share) | (drift > settings.drift)
+    size = 2 * settings.margin + 1
+    moving = cv2.dilate(moving.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+    kept = [frames[int(index)] for index in np.linspace(0, len(frames) - 1, min(settings.pairs, len(frames)))]
+    return TimePairs(path.stem, background.astype(np.float32), ~moving, kept, shifts)
+
+
+def usable(pairs: TimePairs, settings: TimePairSettings) -> str | None:
+    """Why a clip gives no pairs (None: it does)."""
+    typical, most = pairs.shifts
+    if typical > settings.typical_shift or most > settings.max_shift:
+        return f"the camera moves (frames {typical:.1f} px off the median, one in ten {most:.1f} px)"
+    if pairs.still_share < settings.min_still:
+        return f"only {pairs.still_share:.0%} of the frame stays still"
+    return None
+
+
+def write_pairs(pairs: TimePairs, folder: Path, settings: TimePairSettings) -> int:
+    """``folder``/{rainy,clean,mask}/CLIP-NNN.png (the mask 255 where the frame is still, and scored)."""
+    for part in ("rainy", "clean", "mask"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    for index, rainy in enumerate(pairs.rainy):
+        name = f"{pairs.name}-{index:03d}.png"
+        still = pairs.still_in(rainy, settings)
+        write_rgb(folder / "rainy" / name, rainy)
+        write_rgb(folder / "clean" / name, pairs.clean_for(rainy, still))
+        write_rgb(folder / "mask" / name, np.repeat(still[..., None], 3, axis=2).astype(np.uint8) * 255)
+    return len(pairs.rainy)
+
+
+RAIN_LEVEL = 2 / 255  # a still pixel brighter than the rain-free estimate by more than this holds rain
+
+
+def rain_pixels(rainy: np.ndarray, background: np.ndarray, still: np.ndarray) -> np.ndarray:
+    return still & (luma(rainy - background) > RAIN_LEVEL)
+
+
+def rain_removed(rainy: np.ndarray, derained: np.ndarray, background: np.ndarray, still: np.ndarray) -> float:
+    """The share of the rain's energy (``rainy - background`` in Y, over the still pixels that hold rain)
+    that is gone from ``derained``: 1 is every streak removed, 0 nothing, below 0 worse than the input.
+    The pixels without rain are scored apart (PSNR): there the model must change nothing."""
+    wet = rain_pixels(rainy, background, still)
+    before = luma(rainy - background)[wet]
+    after = luma(derained - background)[wet]
+    return 1.0 - float(np.sum(after**2)) / max(float(np.sum(before**2)), 1e-12)
