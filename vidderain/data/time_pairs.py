@@ -40,6 +40,8 @@ class TimePairSettings:
     typical_shift: float = 0.3
     max_shift: float = 1.0
     shift_blur: float = 3.0  # Gaussian sigma, pixels
+    min_steady: float = 0.25  # a bobbing camera is steadied by moves of this many pixels ...
+    max_steady: float = 8.0  # ... up to this many
     min_still: float = 0.3  # a clip with less of its frame still gives no pairs
 
 
@@ -90,15 +92,51 @@ def luma(image: np.ndarray) -> np.ndarray:
     return image @ LUMA
 
 
-def frame_shift(reference: np.ndarray, frame: np.ndarray) -> float:
-    """How far ``frame`` sits from ``reference`` (grey float32), by phase correlation, in pixels."""
+def frame_offset(reference: np.ndarray, frame: np.ndarray) -> tuple[float, float]:
+    """Where ``frame`` sits against ``reference`` (grey float32), by phase correlation, in pixels."""
     window = cv2.createHanningWindow(reference.shape[::-1], cv2.CV_32F)
     (dx, dy), _ = cv2.phaseCorrelate(reference, frame, window)
-    return float(np.hypot(dx, dy))
+    return float(dx), float(dy)
+
+
+def frame_shift(reference: np.ndarray, frame: np.ndarray) -> float:
+    return float(np.hypot(*frame_offset(reference, frame)))
+
+
+def steadied(frames: list[np.ndarray], settings: TimePairSettings) -> tuple[list[np.ndarray], int]:
+    """A camera on a tripod in wind, or held almost still, bobs by a few pixels: each frame moved back onto
+    the clip's median (translation, by phase correlation on blurred grey; twice, the second median sharper),
+    and the border the moves uncover, in pixels. A frame further off than ``max_steady`` is left as it is
+    (the clip then fails the stillness test)."""
+    grey = [
+        cv2.GaussianBlur(luma(to_float(frame)).astype(np.float32), (0, 0), settings.shift_blur)
+        for frame in frames
+    ]
+    offsets = [(0.0, 0.0)] * len(frames)
+    for _ in range(2):
+        moved = [shift_image(image, offset) for image, offset in zip(grey, offsets, strict=True)]
+        reference = np.median(moved, axis=0).astype(np.float32)
+        offsets = [frame_offset(reference, image) for image in grey]
+        # Moves too small to matter are not made (each would soften the frame's streaks by interpolation).
+        offsets = [
+            offset if settings.min_steady <= np.hypot(*offset) <= settings.max_steady else (0.0, 0.0)
+            for offset in offsets
+        ]
+    border = int(np.ceil(max(max(abs(dx), abs(dy)) for dx, dy in offsets)))
+    return [shift_image(frame, offset) for frame, offset in zip(frames, offsets, strict=True)], border
+
+
+def shift_image(image: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+    """``image`` moved back by ``offset`` (sub-pixel, bilinear; edges repeated)."""
+    if offset == (0.0, 0.0):
+        return image
+    matrix = np.float32([[1, 0, offset[0]], [0, 1, offset[1]]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> TimePairs:
-    frames = read_frames(path, settings.frames)
+    frames, border = steadied(read_frames(path, settings.frames), settings)
     stack = np.stack([to_float(frame) for frame in frames])  # (T, H, W, 3)
     background = np.median(stack, axis=0)
     grey = luma(stack).astype(np.float32)
@@ -120,6 +158,8 @@ def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> T
     moving = (darker > settings.dark_share) | (drift > settings.drift)
     size = 2 * settings.margin + 1
     moving = cv2.dilate(moving.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+    if border:  # what a steadying move uncovered is an edge repeated, not the scene
+        moving[:border], moving[-border:], moving[:, :border], moving[:, -border:] = True, True, True, True
     kept = [frames[int(index)] for index in np.linspace(0, len(frames) - 1, min(settings.pairs, len(frames)))]
     return TimePairs(path.stem, background.astype(np.float32), ~moving, kept, shifts)
 
