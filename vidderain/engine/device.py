@@ -39,21 +39,36 @@ class DeviceBatch:
 
 
 @dataclass
+class DeviceClock:
+    """The device time of every batch the runner computed, as each batch's CUDA events measured it: the
+    model's real busy time on CUDA, where its own thread only enqueues work."""
+
+    seconds: float = 0.0
+
+
+@dataclass
 class HostBatch:
-    """Derained frames on their way back to the host."""
+    """Derained frames on their way back to the host; the batch's device time goes to ``clock`` when the
+    first stage downstream waits for it (whichever stage that is: the encoder, or temporal fusion)."""
 
     frames: torch.Tensor  # (N, H, W, 3) uint8 RGB, or (N, H * 3 // 2, W) yuv420p, on the host
     started: torch.cuda.Event | None = None
     done: torch.cuda.Event | None = None
     release: Callable[[], None] = field(default=lambda: None)  # returns the pinned output buffer
     pix_fmt: str = "rgb24"  # or "yuv420p": converted on the device (vidderain.engine.yuv)
+    clock: DeviceClock | None = None
+    counted: bool = False
 
     def wait(self) -> float:
         """Block until the frames are on the host; returns the device time the batch took (seconds)."""
         if self.done is None:
             return 0.0
         self.done.synchronize()
-        return self.started.elapsed_time(self.done) / 1000 if self.started is not None else 0.0
+        seconds = self.started.elapsed_time(self.done) / 1000 if self.started is not None else 0.0
+        if self.clock is not None and not self.counted:
+            self.clock.seconds += seconds
+            self.counted = True
+        return seconds
 
     def numpy(self) -> np.ndarray:
         return self.frames.numpy()
@@ -98,6 +113,7 @@ class DeviceRunner:
         self.control = control
         self.tile = tile
         self.tile_overlap = tile_overlap
+        self.clock = DeviceClock()
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             self.copy_stream = torch.cuda.Stream(self.device)  # uploads
@@ -205,4 +221,4 @@ class DeviceRunner:
             result.record_stream(self.download_stream)
             host[:count].copy_(result, non_blocking=True)
             done.record(self.download_stream)
-        return HostBatch(host[:count], started, done, lambda: pool.release(host), pix_fmt)
+        return HostBatch(host[:count], started, done, lambda: pool.release(host), pix_fmt, self.clock)

@@ -19,7 +19,6 @@ import numpy as np
 
 from vidderain.engine.colour import Colour
 from vidderain.engine.decode import InputVideo
-from vidderain.engine.infer import InferStage
 from vidderain.engine.stage import END, POLL_SECONDS, PipelineControl, Stage, StageQueue, Stopped
 from vidderain.errors import VidderainError
 from vidderain.interrupt import StopRequest
@@ -211,7 +210,6 @@ class EncodeStage(Stage):
         source: InputVideo,
         target: Path,
         options: EncodeOptions,
-        infer: InferStage,
         control: PipelineControl,
         interrupt: threading.Event | StopRequest,
     ) -> None:
@@ -219,7 +217,6 @@ class EncodeStage(Stage):
         self.derained = derained
         self.passthrough = passthrough
         self.options = options
-        self.infer = infer
         self.interrupt = interrupt
         self.writer = VideoWriter(
             target,
@@ -234,7 +231,7 @@ class EncodeStage(Stage):
     def work(self) -> None:
         try:
             for batch in self.derained:
-                self.infer.device_seconds += batch.derained.wait()  # outside busy time: that is the device's
+                batch.derained.wait()  # outside busy time: that is the device's (DeviceClock)
                 with self.stats:
                     yuv = batch.derained.pix_fmt == EVEN_PIX_FMT  # converted on the device already
                     for frame, image in zip(batch.frames, batch.derained.numpy(), strict=True):

@@ -86,7 +86,6 @@ class InferStage(Stage):
         self.batches = batches
         self.derained = derained
         self.runner = runner
-        self.device_seconds = 0.0  # measured by CUDA events, added by the encoder once each batch is done
 
     def work(self) -> None:
         for batch in self.batches:

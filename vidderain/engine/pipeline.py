@@ -248,11 +248,11 @@ def _run(
     upload = BatchStage(frames, batches, runner, control)
     infer = InferStage(batches, derained, runner, control)
     temporal = (
-        TemporalStage(derained, fused, TemporalSettings(radius=job.temporal), infer, control)
+        TemporalStage(derained, fused, TemporalSettings(radius=job.temporal), control)
         if job.temporal
         else None
     )
-    encode = EncodeStage(fused, passthrough, source, temp, job.encode, infer, control, interrupt)
+    encode = EncodeStage(fused, passthrough, source, temp, job.encode, control, interrupt)
     stages: list[Stage] = [decode, upload, infer, *([temporal] if temporal else []), encode]
 
     started = time.perf_counter()
@@ -272,7 +272,8 @@ def _run(
         dataclasses.replace(stage.stats) for stage in stages
     ]  # copies: the CUDA fix-up below edits one
     if runner.cuda:  # the model's time is the device's, measured with CUDA events
-        reports[2].busy_seconds = max(reports[2].busy_seconds, infer.device_seconds)
+        model = next(report for report in reports if report.name == infer.stats.name)
+        model.busy_seconds = max(model.busy_seconds, runner.clock.seconds)
     interrupted = interrupt.is_set()
     return RunSummary(
         output=partial_path(job.output) if interrupted else job.output,

@@ -42,7 +42,7 @@ import torch
 
 from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 from vidderain.engine.device import HostBatch
-from vidderain.engine.infer import DerainedBatch, InferStage
+from vidderain.engine.infer import DerainedBatch
 from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
@@ -384,18 +384,16 @@ class TemporalStage(Stage):
         derained: StageQueue,
         fused: StageQueue,
         settings: TemporalSettings,
-        infer: InferStage,
         control: PipelineControl,
     ) -> None:
         super().__init__("temporal", control)
         self.derained = derained
         self.fused = fused
         self.fusion = TemporalFusion(settings)
-        self.infer = infer
 
     def work(self) -> None:
         for batch in self.derained:
-            self.infer.device_seconds += batch.derained.wait()  # the device's time, as the encoder does
+            batch.derained.wait()  # outside busy time, as the encoder does
             with self.stats:
                 images = batch.derained.numpy().copy()  # the pinned buffer goes back to its pool now
                 batch.derained.release()
