@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vidderain.data.paired import PairLayout, find_pairs
-from vidderain.data.synthesis import NEEDS_LAYERS, rain_kind
+from vidderain.data.synthesis import needs_layers, rain_kind
 from vidderain.imageio import to_float, to_uint8, write_rgb
 
 RAIN_THRESHOLD = 0.05
@@ -130,7 +130,7 @@ def main() -> None:
     for kind in args.kind:
         renders = []
         for index, (_, clean) in enumerate(loaded):
-            others = layers[:index] + layers[index + 1 :] if kind in NEEDS_LAYERS else None
+            others = layers[:index] + layers[index + 1 :] if needs_layers(kind) else None
             render = rain_kind(kind, layers=others)
             renders += [(render(clean, rng), clean) for _ in range(args.draws)]
         results[f"`{kind}` renders"] = [measure(wet, clean) for wet, clean in renders]

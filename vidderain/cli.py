@@ -319,10 +319,10 @@ def backends_line() -> str:
     """Which inference backends are installed, and which one ``--backend auto`` takes here."""
     import torch
 
-    from vidderain.backends import BACKEND_MODULES, installed, resolve_backend
+    from vidderain.backends import BACKENDS, installed, resolve_backend
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    names = [name if installed(name) else f"{name} (not installed)" for name in BACKEND_MODULES]
+    names = [name if installed(name) else f"{name} (not installed)" for name in BACKENDS]
     return f"backends: {', '.join(names)}; auto uses {resolve_backend('auto', device)} on {device.type}"
 
 

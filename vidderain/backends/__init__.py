@@ -3,7 +3,7 @@
 A backend takes a rainy batch and its RLCN image (computed beside the graph, in torch, to the reference's
 precision: vidderain.ops) and returns the derained batch. :class:`vidderain.inference.Derainer` owns one,
 so the engine, tiling, live preview and stills never see which runs. A new runtime is one module here that
-calls :func:`register_backend`, plus its line in ``BACKEND_MODULES``.
+defines its ``BACKEND`` (a :class:`BackendSpec`), plus its line in ``BACKENDS`` (vidderain.registry).
 
 ``auto`` picks torch on CUDA, and OpenVINO on the CPU when it is installed (2.3x torch there), else torch.
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Protocol
 
 from vidderain.errors import VidderainError
+from vidderain.registry import Registry
 
 if TYPE_CHECKING:  # torch loads only when a backend is built: the CLI's --help and errors stay quick
     import torch
@@ -44,24 +44,16 @@ class BackendSpec:
     also: tuple[str, ...] = ()  # further packages it needs (onnx, to export the graph)
 
 
-BACKENDS: dict[str, BackendSpec] = {}
 # Where each backend lives: imported on first use, so a missing runtime costs nothing until asked for.
-BACKEND_MODULES = {
-    "torch": "vidderain.backends.torch_backend",
-    "openvino": "vidderain.backends.openvino_backend",
-    "onnxruntime": "vidderain.backends.onnxruntime_backend",
-}
-BACKEND_NAMES = ("auto", *BACKEND_MODULES)
-
-
-def register_backend(
-    name: str, module: str, extra: str, devices: tuple[str, ...], also: tuple[str, ...] = ()
-):
-    def register(factory: Callable[[RRANet, torch.device, str], Backend]):
-        BACKENDS[name] = BackendSpec(factory, module, extra, devices, also)
-        return factory
-
-    return register
+BACKENDS: Registry[BackendSpec] = Registry(
+    "backend",
+    {
+        "torch": "vidderain.backends.torch_backend:BACKEND",
+        "openvino": "vidderain.backends.openvino_backend:BACKEND",
+        "onnxruntime": "vidderain.backends.onnxruntime_backend:BACKEND",
+    },
+)
+BACKEND_NAMES = ("auto", *BACKENDS)
 
 
 def installed(name: str) -> bool:
@@ -71,10 +63,9 @@ def installed(name: str) -> bool:
 
 
 def _spec(name: str) -> BackendSpec:
-    if name not in BACKEND_MODULES:
+    if name not in BACKENDS:
         raise VidderainError(f"unknown backend '{name}' (use {', '.join(BACKEND_NAMES)})")
-    import_module(BACKEND_MODULES[name])
-    return BACKENDS[name]
+    return BACKENDS.load(name)
 
 
 def resolve_backend(name: str, device: torch.device) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vidderain.backends import register_backend
+from vidderain.backends import BackendSpec
 from vidderain.backends.graph import INPUT_NAMES, cached_onnx
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
@@ -32,6 +32,6 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(result)[..., :height, :width]
 
 
-register_backend("onnxruntime", module="onnxruntime", extra="onnx", devices=("cpu",), also=("onnx",))(
-    OnnxRuntimeBackend
+BACKEND = BackendSpec(
+    OnnxRuntimeBackend, module="onnxruntime", extra="onnx", devices=("cpu",), also=("onnx",)
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vidderain.backends import register_backend
+from vidderain.backends import BackendSpec
 from vidderain.backends.graph import INPUT_NAMES, cache_folder, cached_onnx
 from vidderain.errors import VidderainError
 from vidderain.models import RRANet
@@ -60,6 +60,4 @@ class OpenVINOBackend:
         return torch.from_numpy(result)[..., :height, :width]
 
 
-register_backend("openvino", module="openvino", extra="openvino", devices=("cpu",), also=("onnx",))(
-    OpenVINOBackend
-)
+BACKEND = BackendSpec(OpenVINOBackend, module="openvino", extra="openvino", devices=("cpu",), also=("onnx",))

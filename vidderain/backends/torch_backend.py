@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from vidderain.backends import register_backend
+from vidderain.backends import BackendSpec
 from vidderain.models import RRANet
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -30,4 +30,4 @@ class TorchBackend:
             return self.model(rainy, rlcn_image=rlcn_image)
 
 
-register_backend("torch", module="torch", extra="test", devices=("cpu", "cuda"))(TorchBackend)
+BACKEND = BackendSpec(TorchBackend, module="torch", extra="test", devices=("cpu", "cuda"))

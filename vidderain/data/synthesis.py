@@ -1,9 +1,10 @@
 """Rain kinds for synthetic training pairs, by name: each renders rain over a clean float crop.
 
-``RAIN_KINDS`` is the one seam for new kinds of rain (a new kind is a function here plus one registry
-line): a train config's ``data.synthetic.rain`` picks one. Codec round trips (JPEG, H.264 through PyAV)
-come after the rain, as in the footage users derain. Kinds registered with ``needs_layers`` render real
-rain layers (``rainy - clean`` of the training pairs) and are given them as ``layers=``.
+``RAIN_KINDS`` is the one seam for new kinds of rain (a new kind is a function with its :class:`RainKindSpec`,
+here or in a file of its own, plus one line in the table, vidderain.registry): a train config's
+``data.synthetic.rain`` picks one. Codec round trips (JPEG, H.264 through PyAV) come after the rain, as in
+the footage users derain. Kinds whose spec says ``needs_layers`` render real rain layers (``rainy - clean``
+of the training pairs) and are given them as ``layers=``.
 """
 
 from __future__ import annotations
@@ -20,40 +21,36 @@ import numpy as np
 from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float, to_uint8
+from vidderain.registry import Registry
 
 RainKind = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-RAIN_KINDS: dict[str, RainKind] = {}
-# Kinds whose ranges a train config may narrow or widen: the kind takes ``ranges=`` of this dataclass.
-RAIN_RANGES: dict[str, type] = {}
-# Kinds that transplant the training pairs' rain layers: they take ``layers=`` (float32, rainy - clean).
-NEEDS_LAYERS: set[str] = set()
-
-__all__ = [
-    "NEEDS_LAYERS",
-    "RAIN_KINDS",
-    "RAIN_RANGES",
-    "compress_h264",
-    "compress_jpeg",
-    "rain_kind",
-    "register_rain",
-]
 
 
-def register_rain(
-    name: str, ranges: type | None = None, needs_layers: bool = False
-) -> Callable[[RainKind], RainKind]:
-    """Register a kind by name; ``ranges``, its dataclass of ranges a train config may set (the kind
-    then takes ``ranges=`` of it); ``needs_layers``, the kind renders the training pairs' rain layers."""
+@dataclass(frozen=True)
+class RainKindSpec:
+    render: RainKind
+    # The dataclass of ranges a train config may narrow or widen (the kind then takes ``ranges=`` of it).
+    ranges: type | None = None
+    # Whether it transplants the training pairs' rain layers (it then takes ``layers=``: rainy - clean).
+    needs_layers: bool = False
 
-    def register(kind: RainKind) -> RainKind:
-        RAIN_KINDS[name] = kind
-        if ranges is not None:
-            RAIN_RANGES[name] = ranges
-        if needs_layers:
-            NEEDS_LAYERS.add(name)
-        return kind
 
-    return register
+RAIN_KINDS: Registry[RainKindSpec] = Registry(
+    "rain kind",
+    {
+        "streaks": "vidderain.data.synthesis:STREAKS",
+        "layered": "vidderain.data.synthesis:LAYERED",
+        "pairs": "vidderain.data.synthesis:PAIRS",
+    },
+)
+
+__all__ = ["RAIN_KINDS", "compress_h264", "compress_jpeg", "needs_layers", "rain_kind"]
+
+
+def needs_layers(name: str) -> bool:
+    """Whether the kind ``name`` renders the training pairs' rain layers (False for an unknown name:
+    :func:`rain_kind` says what is wrong with it)."""
+    return name in RAIN_KINDS and RAIN_KINDS.load(name).needs_layers
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ class StreakRanges:
     motion_blur: tuple[int, int] = (1, 7)
 
 
-@register_rain("streaks", StreakRanges)
 def streaks(clean: np.ndarray, rng: np.random.Generator, ranges: StreakRanges | None = None) -> np.ndarray:
     """vidderain's first renderer (vidderain.data.rain): sparse anti-aliased lines, one direction."""
     r = ranges or StreakRanges()
@@ -169,7 +165,6 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, low: float, 
     return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-@register_rain("layered", LayeredRain)
 def render_layered(
     clean: np.ndarray, rng: np.random.Generator, ranges: LayeredRain | None = None
 ) -> np.ndarray:
@@ -232,7 +227,6 @@ def _layer_crop(
     return cv2.resize(np.ascontiguousarray(crop), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-@register_rain("pairs", PairRain, needs_layers=True)
 def transplant_pair_rain(
     clean: np.ndarray,
     rng: np.random.Generator,
@@ -254,16 +248,20 @@ def transplant_pair_rain(
     return np.clip(clean + rain, 0, 1).astype(np.float32)
 
 
+STREAKS = RainKindSpec(streaks, StreakRanges)
+LAYERED = RainKindSpec(render_layered, LayeredRain)
+PAIRS = RainKindSpec(transplant_pair_rain, PairRain, needs_layers=True)
+
+
 def rain_kind(
     name: str, ranges: dict[str, Any] | None = None, layers: list[np.ndarray] | None = None
 ) -> RainKind:
     """The kind ``name``, with the fields of its ranges dataclass that ``ranges`` names replaced
     (lists become tuples, as the dataclass's ranges are); ``layers``, the training pairs' rain layers,
     for the kinds that render them."""
-    if name not in RAIN_KINDS:
-        raise VidderainError(f"unknown rain kind '{name}' (known: {', '.join(RAIN_KINDS)})")
-    kind = RAIN_KINDS[name]
-    if name in NEEDS_LAYERS:
+    spec = RAIN_KINDS.load(name)
+    kind = spec.render
+    if spec.needs_layers:
         if not layers:
             raise VidderainError(
                 f"rain kind '{name}' renders the rain of the training pairs: the config needs data.paired"
@@ -271,13 +269,13 @@ def rain_kind(
         kind = functools.partial(kind, layers=layers)
     if not ranges:
         return kind
-    if name not in RAIN_RANGES:
+    if spec.ranges is None:
         raise VidderainError(f"rain kind '{name}' has no ranges to set")
-    known = {field.name for field in fields(RAIN_RANGES[name])}
+    known = {field.name for field in fields(spec.ranges)}
     unknown = sorted(set(ranges) - known)
     if unknown:
         raise VidderainError(
             f"rain kind '{name}' has no range '{unknown[0]}' (known: {', '.join(sorted(known))})"
         )
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in ranges.items()}
-    return functools.partial(kind, ranges=RAIN_RANGES[name](**values))
+    return functools.partial(kind, ranges=spec.ranges(**values))

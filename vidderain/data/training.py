@@ -30,7 +30,7 @@ from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec, matched_reference
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
-from vidderain.data.synthesis import NEEDS_LAYERS, compress_h264, compress_jpeg, rain_kind
+from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
@@ -159,8 +159,8 @@ class SyntheticPairs:
         kinds = {
             name: value if isinstance(value, dict) else {"share": value} for name, value in kinds.items()
         }
-        needs_layers = any(value.get("kind", name) in NEEDS_LAYERS for name, value in kinds.items())
-        layers = paired.rain_layers() if paired and needs_layers else None
+        wants_layers = any(needs_layers(value.get("kind", name)) for name, value in kinds.items())
+        layers = paired.rain_layers() if paired and wants_layers else None
         self.kinds = [
             rain_kind(
                 value.get("kind", name), {key: v for key, v in value.items() if key not in ENTRY_KEYS}, layers

@@ -23,7 +23,6 @@ from vidderain.engine.colour import Colour
 from vidderain.engine.encode import EVEN_PIX_FMT, EncodeOptions
 from vidderain.errors import VidderainError
 from vidderain.live.capture import LIVE_TIME_BASE, describe
-from vidderain.live.sinks import register_sink
 
 PENDING_FRAMES = 4  # handed over but not yet sent; older ones are dropped
 FIRST_BACKOFF_S = 0.5
@@ -34,7 +33,6 @@ KEYFRAMES_PER_SECOND = 1  # a watcher joining mid-stream waits at most this long
 LOW_LATENCY = {"libx264": {"tune": "zerolatency"}, "libx265": {"tune": "zerolatency"}}
 
 
-@register_sink("rtsp", "rtsps")
 class RtspPublisher:
     def __init__(self, target: str, options: EncodeOptions, rate: Fraction, overwrite: bool) -> None:
         self.target = target

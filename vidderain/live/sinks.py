@@ -1,7 +1,7 @@
 """Where a live run's frames go besides the screen: a file, or an RTSP server, chosen by the target.
 
-``SINKS`` is the one seam for new kinds of output (a new kind is a class in its own file plus one
-``register_sink`` line): keyed by URL scheme, with ``file`` for plain paths. A sink takes frames on the
+``SINKS`` is the one seam for new kinds of output (a new kind is a class in its own file plus one line in
+the table, vidderain.registry): keyed by URL scheme, with ``file`` for plain paths. A sink takes frames on the
 preview's thread and must never make it wait on a network; ``finish(keep)`` ends it, keeping what was
 written or discarding it.
 """
@@ -22,6 +22,7 @@ from vidderain.engine.pipeline import check_output_path
 from vidderain.errors import VidderainError
 from vidderain.live.capture import LIVE_TIME_BASE
 from vidderain.outputs import move_into_place, remove_stale_temporaries, temporary_path
+from vidderain.registry import Registry
 
 URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -39,16 +40,14 @@ class Sink(Protocol):
 
 
 SinkFactory = Callable[[str, EncodeOptions, Fraction, bool], Sink]
-SINKS: dict[str, SinkFactory] = {}
-
-
-def register_sink(*schemes: str) -> Callable[[SinkFactory], SinkFactory]:
-    def register(factory: SinkFactory) -> SinkFactory:
-        for scheme in schemes:
-            SINKS[scheme] = factory
-        return factory
-
-    return register
+SINKS: Registry[SinkFactory] = Registry(
+    "output",
+    {
+        "file": "vidderain.live.sinks:Recorder",
+        "rtsp": "vidderain.live.publish:RtspPublisher",
+        "rtsps": "vidderain.live.publish:RtspPublisher",
+    },
+)
 
 
 def sink_scheme(target: str) -> str:
@@ -68,10 +67,9 @@ def check_sink_target(target: str, overwrite: bool, source: Path | None = None) 
 
 
 def open_sink(target: str, options: EncodeOptions, rate: Fraction, overwrite: bool) -> Sink:
-    return SINKS[sink_scheme(target)](target, options, rate, overwrite)
+    return SINKS.load(sink_scheme(target))(target, options, rate, overwrite)
 
 
-@register_sink("file")
 class Recorder:
     """A VideoWriter into a hidden file beside the target, renamed when the run ends cleanly."""
 
@@ -108,6 +106,3 @@ class Recorder:
         else:
             self.writer.close(discard=True)
             self.temp.unlink(missing_ok=True)
-
-
-# Imported last: the publisher registers itself with the registry above.
