@@ -13,6 +13,7 @@ from vidderain.outputs import atomic_output
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UINT8_MAX = 255
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights: Y of RGB, as PSNR-Y uses
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_HEADER_BYTES = 26  # signature, IHDR's length and name, width, height, bit depth, colour type
 PNG_ALPHA_TYPES = {4, 6}  # grey with alpha, RGB with alpha

@@ -11,10 +11,10 @@ temporary file behind; the next run to that target removes those whose process i
 from __future__ import annotations
 
 import errno
+import glob
 import itertools
 import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,31 +62,19 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def stale_temporaries(target: Path, before: float | None = None) -> list[Path]:
-    """Temporary files of ``target`` left by runs that are gone (killed), last changed before ``before``."""
+def stale_temporaries(target: Path) -> list[Path]:
+    """Temporary files of ``target`` left by runs whose process is gone (killed)."""
     if not target.parent.is_dir():
         return []
-    before = time.time() if before is None else before
     prefix = _temp_prefix(target)
     pattern = re.compile(re.escape(prefix) + r"(\d+)-\d+" + re.escape(target.suffix) + "$")
     stale = []
-    for path in target.parent.glob(f"{glob_escape(prefix)}*{glob_escape(target.suffix)}"):
+    for path in target.parent.glob(f"{glob.escape(prefix)}*{glob.escape(target.suffix)}"):
         match = pattern.match(path.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _process_alive(pid):
-            continue  # a live run's, this one's included
-        try:
-            if path.stat().st_mtime < before:
-                stale.append(path)
-        except FileNotFoundError:
-            continue
+        owner = int(match.group(1)) if match else None
+        if owner is not None and owner != os.getpid() and not _process_alive(owner):
+            stale.append(path)  # a live run's, this one's included, is left alone
     return stale
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?[])", r"[\1]", text)
 
 
 def remove_stale_temporaries(target: Path) -> None:

@@ -3,6 +3,7 @@ the ``vidderain`` process (files one after the other) and in Ray workers (one ta
 
 from __future__ import annotations
 
+import glob
 import re
 import socket
 import threading
@@ -16,7 +17,7 @@ from vidderain.batch.plan import BatchItem
 from vidderain.engine.encode import EncodeOptions
 from vidderain.errors import Interrupted, VidderainError
 from vidderain.interrupt import StopRequest
-from vidderain.outputs import glob_escape, stale_temporaries
+from vidderain.outputs import stale_temporaries
 
 ProgressCallback = Callable[[int], None]  # frames done so far in the current file
 
@@ -60,6 +61,9 @@ class FileOutcome:
     host: str = ""
     note: str | None = None  # e.g. "redone after an earlier attempt left a partial output"
 
+    def add_note(self, note: str) -> None:
+        self.note = f"{self.note}; {note}" if self.note else note
+
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if value is not None}
 
@@ -71,7 +75,7 @@ def leftovers(target: Path) -> list[Path]:
         return []
     kept = re.compile(re.escape(f"{target.stem}.partial") + r"(-\d+)?" + re.escape(target.suffix) + "$")
     partials = (
-        path for path in target.parent.glob(f"{glob_escape(target.stem)}.partial*") if kept.match(path.name)
+        path for path in target.parent.glob(f"{glob.escape(target.stem)}.partial*") if kept.match(path.name)
     )
     return [*stale_temporaries(target), *partials]
 
@@ -88,10 +92,10 @@ def derain_file(
     started = time.perf_counter()
     outcome = FileOutcome(str(item.input), str(item.output), "done", host=socket.gethostname())
     if item.output.suffix != item.input.suffix:
-        outcome.note = f"written as {item.output.name} (vidderain writes .mp4, .mov, .mkv or .ts)"
+        outcome.add_note(f"written as {item.output.name} (vidderain writes .mp4, .mov, .mkv or .ts)")
     stale = leftovers(item.output)
     if stale:  # one attempt at a file at a time: what is left is from an earlier one that did not finish
-        outcome.note = "redone: an earlier attempt left a partial output"
+        outcome.add_note("redone: an earlier attempt left a partial output")
         for path in stale:
             path.unlink(missing_ok=True)
     try:
@@ -146,7 +150,6 @@ def _derain_image(item: BatchItem, settings: FileSettings, derainer, outcome: Fi
 
     image = read_rgb(item.input)
     if has_alpha(item.input):
-        outcome.note = "its alpha channel (transparency) is not kept: the output is opaque RGB"
-    write_rgb(
-        item.output, derain_image(derainer, image, settings.tile)
-    )  # vidderain.outputs: whole or nothing
+        outcome.add_note("its alpha channel (transparency) is not kept: the output is opaque RGB")
+    derained = derain_image(derainer, image, settings.tile)
+    write_rgb(item.output, derained)  # whole or nothing (vidderain.outputs)

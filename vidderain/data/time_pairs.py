@@ -21,9 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from vidderain.imageio import to_float, to_uint8, write_rgb
-
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights, as PSNR-Y uses
+from vidderain.imageio import LUMA, to_float, to_uint8, write_rgb
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,8 @@ def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> T
     def blurred(image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(image, (0, 0), settings.shift_blur)
 
-    offsets = [frame_shift(blurred(background_grey), blurred(frame)) for frame in grey]
+    reference = blurred(background_grey)
+    offsets = [frame_shift(reference, blurred(frame)) for frame in grey]
     # A slow pan drifts away from its own (smeared) median no more than a still camera does: compare the
     # clip's first and last eighths too.
     eighth = max(1, len(grey) // 8)

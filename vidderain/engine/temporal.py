@@ -44,9 +44,9 @@ from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 from vidderain.engine.device import HostBatch
 from vidderain.engine.infer import DerainedBatch
 from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
+from vidderain.imageio import LUMA
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 weights: Y of RGB in [0, 1]
 UINT8_MAX = 255.0
 HALF_LEVEL = 0.5 / UINT8_MAX  # a shift below this rounds away
 DIS_PRESETS = {
