@@ -7,7 +7,7 @@
 For each clean clip and rain style, vidderain's renderer rains over its first ``--frames`` frames (coherent
 from frame to frame, vidderain.data.rain), the rainy frames go through H.264 (CRF ``--crf``, 4:2:0) as a
 camera would store them, the model derains each frame ("off"), and temporal fusion
-(vidderain.engine.temporal, as `vidderain run --temporal` runs it) fuses them ("on"). Printed per clip:
+(vidderain.engine.fusion, as `vidderain run --temporal` runs it) fuses them ("on"). Printed per clip:
 PSNR-Y against the clean frames (input, off, on, on - off) and the warping error x1000 (flicker, as in
 pipelines/evaluate_video.py: the same flow of the rainy video scores both). ``--cache`` keeps each clip's
 rainy, clean and derained frames, so changing the fusion costs no model run.
@@ -28,8 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidderain.data.rain import RainStyle
-from vidderain.engine.temporal import TemporalFusion, TemporalSettings
+from vidderain.data.rain import DownpourStyle, RainStyle
+from vidderain.engine.fusion import TemporalFusion, TemporalSettings
 from vidderain.errors import VidderainError
 from vidderain.imageio import write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
@@ -50,7 +50,7 @@ from evaluate_video import (  # a sibling script, not a package
 )
 
 SHEET_ZOOM = 2  # the last row's crops are enlarged this much: faint leftovers are a pixel or two wide
-STYLES = {"light": RainStyle.light, "default": RainStyle, "heavy": RainStyle.heavy}
+STYLES = {"light": RainStyle.light, "default": RainStyle, "heavy": RainStyle.heavy, "downpour": DownpourStyle}
 
 
 def rendered(

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from vidderain.data.rain import RainRenderer, RainStyle, composite
+from vidderain.data.rain import DownpourStyle, RainStyle, composite, rain_renderer
 from vidderain.errors import VidderainError
 from vidderain.imageio import is_image_path, read_rgb, to_float, to_uint8, write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
@@ -107,9 +107,9 @@ def h264_round_trip(frames: list[np.ndarray], crf: int, fps: int = 25) -> list[n
     return [frame.to_ndarray(format="rgb24") for frame in decoded]
 
 
-def render_rainy(clean: list[np.ndarray], style: RainStyle, seed: int) -> list[np.ndarray]:
+def render_rainy(clean: list[np.ndarray], style: RainStyle | DownpourStyle, seed: int) -> list[np.ndarray]:
     """Coherent falling rain over each clean frame (the same drops fall on from frame to frame)."""
-    renderer = RainRenderer(clean[0].shape[0], clean[0].shape[1], style, seed)
+    renderer = rain_renderer(clean[0].shape[0], clean[0].shape[1], style, seed)
     rainy = []
     for frame in clean:
         rainy.append(to_uint8(composite(to_float(frame), renderer.layer())))

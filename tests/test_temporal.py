@@ -1,4 +1,4 @@
-"""Temporal fusion (vidderain.engine.temporal) on generated clips: moving streaks over a still scene and
+"""Temporal fusion (vidderain.engine.fusion) on generated clips: moving streaks over a still scene and
 over a slow pan come out closer to the clean clip, a cut mixes nothing across it, a moving object leaves no
 ghost; and `vidderain run` with --temporal on and off through the whole engine."""
 
@@ -15,7 +15,7 @@ import pytest
 from tests.cli_helpers import vidderain
 from tests.conftest import SAMPLES
 from tests.media import read_video
-from vidderain.engine.temporal import TemporalFusion, TemporalSettings
+from vidderain.engine.fusion import TemporalFusion, TemporalSettings
 from vidderain.imageio import read_rgb
 
 HEIGHT, WIDTH = 96, 128
@@ -113,14 +113,71 @@ def test_a_slow_pan_over_fine_texture_gains_as_a_still_scene_does():
     assert min(gains) > 2, gains
 
 
-def test_without_the_rainy_frames_or_a_model_that_removes_nothing_nothing_changes():
-    # Differences the model did not call rain are not trusted: an identity model, or no rainy frames,
-    # leaves every frame as it came (a misaligned neighbour looks just like that).
+def test_without_the_rainy_frames_or_a_model_that_removes_nothing_neighbours_change_nothing():
+    # Differences the model did not call rain are not trusted by the neighbours' vote: an identity model,
+    # or no rainy frames, leaves every frame as it came (a misaligned neighbour looks just like that).
     rng = np.random.default_rng(6)
     clean = scene("rocket")
     rainy = [rained(clean, rng)[0] for _ in range(6)]
-    for fused in (fuse(rainy, rainy), fuse(rainy, [None] * len(rainy))):
+    neighbours_only = TemporalSettings(background=False)
+    for fused in (fuse(rainy, rainy, neighbours_only), fuse(rainy, [None] * len(rainy), neighbours_only)):
         assert all(np.array_equal(a, b) for a, b in zip(fused, rainy, strict=True))
+
+
+def test_a_still_background_takes_out_rain_the_model_leaves_in_every_frame():
+    # On a still camera time alone is evidence: the running background outvotes streaks even from a model
+    # that removes nothing, from the second frame on, and never adds any (no frame comes out further).
+    rng = np.random.default_rng(6)
+    clean = scene("rocket")
+    rainy = [rained(clean, rng)[0] for _ in range(8)]
+    fused = fuse(rainy, rainy)
+    gains = [psnr(out, clean) - psnr(frame, clean) for frame, out in zip(rainy, fused, strict=True)]
+    assert gains[0] == 0 and min(gains[1:]) > 1 and np.mean(gains[3:]) > 4, gains
+
+
+def test_rain_over_a_pixel_in_half_the_window_is_outvoted_by_the_background():
+    # A streak that returns to one place every other frame (a drip, a dense shower) covers each of its
+    # pixels in half of a 5-frame window: the neighbours' median cannot outvote it there, the still
+    # background, with a memory of the frames before, does.
+    rng = np.random.default_rng(9)
+    clean = scene("rocket")
+    drip = np.zeros((HEIGHT, WIDTH), bool)
+    drip[20:70, 60:62] = True
+    rainy, derained = [], []
+    for index in range(12):
+        before, after = rained(clean, rng)
+        if index % 2 == 0:
+            before, after = brighten(before, drip, RAIN_LEVELS), brighten(after, drip, LEFT_LEVELS)
+        rainy.append(before)
+        derained.append(after)
+    neighbours = fuse(derained, rainy, TemporalSettings(background=False))
+    background = fuse(derained, rainy)
+    for index in range(6, 12, 2):  # the frames with the drip, once the background has seen a few
+        left = [
+            error(out[drip], clean[drip]) for out in (derained[index], neighbours[index], background[index])
+        ]
+        assert left[2] < 0.4 * left[0] and left[2] < 0.5 * left[1], (index, left)
+
+
+def test_heavy_rain_with_haze_over_a_still_scene_gains_on_every_frame():
+    # Heavy rain as cameras film it: a veil of haze lifts every pixel of every rainy frame, over dense
+    # streaks; the model takes out the haze and most streaks. The rainy frames' votes come without the
+    # haze the model removed (else they would win everywhere and bring it back).
+    rng = np.random.default_rng(10)
+    clean = scene("coffee")
+    rainy, derained = [], []
+    for _ in range(9):
+        before, after = rained(clean, rng)
+        veil = rng.uniform(0.12, 0.18)  # the haze flickers a little from frame to frame
+        hazy = 255 - (255 - before.astype(np.float32)) * (1 - veil)
+        rainy.append(np.clip(hazy, 0, 255).round().astype(np.uint8))
+        derained.append(after)
+    fused = fuse(derained, rainy)
+    gains = [psnr(out, clean) - psnr(frame, clean) for frame, out in zip(derained, fused, strict=True)]
+    assert min(gains) > 1, gains
+    # Without the haze taken out of the rainy votes it would come back half way in every frame.
+    unhazed = fuse(derained, rainy, TemporalSettings(dehaze=False, background=False))
+    assert np.mean([psnr(out, clean) for out in unhazed]) < np.mean([psnr(out, clean) for out in fused]) - 3
 
 
 def test_a_repeated_frame_has_no_vote_and_comes_out_as_its_twin():

@@ -294,3 +294,31 @@ def test_sets_groups_and_a_misaligned_reference(tmp_path):
     assert len(source.pairs) == 4 and len(source.rain_layers()) == 3
     with pytest.raises(VidderainError, match=r"set 'c' in data\.paired\.sets is not a folder of pairs"):
         PairedFolder({**spec, "sets": ["a", "c"]})
+
+
+def test_a_small_set_gets_its_share_and_the_rainiest_of_several_crops(tmp_path):
+    """``set_shares``: a set of one pair among many still fills its share of the crops; ``rainiest_of``:
+    of N crops of a pair, the one with most rain (rainy brighter than clean) is kept."""
+    root = make_sets(tmp_path, {"x1": "rocket"})
+    # A real-rain set, recognisable by its flat grey: wet in its left quarter only.
+    clean = np.full((128, 256, 3), 17, np.uint8)
+    wet = clean.copy()
+    wet[:, :64] += 60
+    for side, image in (("rainy", wet), ("clean", clean)):
+        (root / "real" / side).mkdir(parents=True)
+        write_rgb(root / "real" / side / "cam.png", image)
+    spec = {"root": str(root), **PATTERNS, "set_shares": {"real": 0.5}}
+
+    def real_share_and_rain(source: PairedFolder) -> tuple[float, float]:
+        rainy, dry = source.batch(np.random.default_rng(3), 200, 32)
+        real = np.all(np.abs(dry - 17 / 255) < 1e-6, axis=(1, 2, 3))
+        return float(real.mean()), float((rainy - dry)[real].mean())
+
+    share, rain_one = real_share_and_rain(PairedFolder(spec))
+    assert 0.4 < share < 0.6, share
+    share_four, rain_four = real_share_and_rain(PairedFolder({**spec, "rainiest_of": {"real": 4}}))
+    assert 0.4 < share_four < 0.6 and rain_four > 1.5 * rain_one, (rain_one, rain_four)
+    with pytest.raises(VidderainError, match=r"set_shares add up to 1 or more"):
+        PairedFolder({**spec, "set_shares": {"real": 0.6, "a": 0.5}})
+    with pytest.raises(VidderainError, match=r"set 'c' in data\.paired is not a set of training pairs"):
+        PairedFolder({**spec, "rainiest_of": {"c": 2}})

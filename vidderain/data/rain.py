@@ -39,6 +39,28 @@ class RainStyle:
         return cls(density=1.5, length=(12.0, 48.0), intensity=(0.3, 0.85), width=(1, 3), motion_blur=7)
 
 
+@dataclass(frozen=True)
+class DownpourStyle:
+    """Heavy rain as cameras film it (real/clips): depth layers, from a dense veil of short faint far
+    streaks to a few long, wide, motion-blurred near ones, over a haze (``veil``: the share of the light
+    that comes from the air, airlight white, a little stronger at the top of the frame, slowly varying)."""
+
+    depths: tuple[RainStyle, ...] = (
+        RainStyle(density=3.0, length=(6.0, 16.0), width=(1, 1), intensity=(0.08, 0.22), motion_blur=3),
+        RainStyle(density=1.0, length=(16.0, 40.0), width=(1, 2), intensity=(0.2, 0.5), motion_blur=7),
+        RainStyle(
+            density=0.12,
+            length=(60.0, 120.0),
+            width=(2, 4),
+            intensity=(0.25, 0.55),
+            motion_blur=15,
+            speed=0.8,
+        ),
+    )
+    veil: tuple[float, float] = (0.08, 0.16)  # at the bottom, at the top of the frame
+    veil_flicker: float = 0.1  # the veil's relative change from frame to frame, at most
+
+
 def _motion_kernel(length: int, angle_deg: float) -> np.ndarray:
     size = max(length, 1) | 1  # odd, so the kernel has a centre
     kernel = np.zeros((size, size), np.float32)
@@ -97,6 +119,42 @@ class RainRenderer:
         span_x, span_y = self.width + 2 * self.margin, self.height + 2 * self.margin
         self.x = (self.x + self.margin) % span_x - self.margin
         self.y = (self.y + self.margin) % span_y - self.margin
+
+
+class DownpourRenderer:
+    """RainRenderer's interface (``layer``, ``step``) for a DownpourStyle: its depths screened together,
+    then the veil (a screen blend with a constant is exactly a haze whose airlight is white)."""
+
+    def __init__(self, height: int, width: int, style: DownpourStyle, seed: int | None = None) -> None:
+        self.style = style
+        self.rng = np.random.default_rng(seed)
+        self.depths = [
+            RainRenderer(height, width, depth, int(self.rng.integers(2**31))) for depth in style.depths
+        ]
+        rows = np.linspace(style.veil[1], style.veil[0], height, dtype=np.float32)
+        self.veil = np.repeat(rows[:, None], width, axis=1)
+        self.strength = 1.0
+
+    def layer(self) -> np.ndarray:
+        clear = 1.0 - self.veil * self.strength
+        for depth in self.depths:
+            clear = clear * (1.0 - depth.layer())
+        return (1.0 - clear).astype(np.float32)
+
+    def step(self) -> None:
+        for depth in self.depths:
+            depth.step()
+        change = self.rng.uniform(-self.style.veil_flicker, self.style.veil_flicker)
+        self.strength = float(np.clip(self.strength * (1 + change), 1 - 2 * self.style.veil_flicker, 1.0))
+
+
+def rain_renderer(
+    height: int, width: int, style: RainStyle | DownpourStyle | None = None, seed: int | None = None
+) -> RainRenderer | DownpourRenderer:
+    """The renderer for a style: one layer of streaks, or a downpour's depths and veil."""
+    if isinstance(style, DownpourStyle):
+        return DownpourRenderer(height, width, style, seed)
+    return RainRenderer(height, width, style, seed)
 
 
 def composite(clean: np.ndarray, rain: np.ndarray) -> np.ndarray:

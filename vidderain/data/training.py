@@ -63,6 +63,11 @@ def aligned_crops(images: tuple[np.ndarray, ...], patch: int, rng: np.random.Gen
     return [np.ascontiguousarray(crop[:, ::-1] if flip else crop) for crop in crops]
 
 
+def rain_in_crop(crop: list[np.ndarray]) -> float:
+    """How much rain a (rainy, clean) crop holds: the sum of what the rainy one is brighter by."""
+    return float(np.clip(crop[0].astype(np.float32) - crop[1].astype(np.float32), 0, None).sum())
+
+
 def image_files(folders: Iterable[str | Path]) -> list[Path]:
     """Every image under each folder (recursively), in a fixed order."""
     files: list[Path] = []
@@ -230,7 +235,10 @@ class PairedFolder:
     ``data.paired`` keys: ``root``; ``layout`` (a preset of vidderain.data.paired) or ``rainy``/``clean``
     patterns (+ ``rainy_half``); for validation either ``validation`` (a second folder in the same layout)
     or ``holdout`` (rainy paths under the root, validated on and, with every copy of them, never trained
-    on); ``share`` when mixed with synthetic rain.
+    on); ``share`` when mixed with synthetic rain; ``set_shares`` (set -> the share of this source's crops
+    drawn from it, the rest from all other pairs alike: a small set of real rain is not lost among
+    hundreds of benchmark pairs); ``rainiest_of`` (set -> N: the crop kept is the one of N drawn with the
+    most rain, ``rainy - clean``: real rain pairs are mostly dry or moving pixels, an identity target).
     """
 
     KEYS = (
@@ -245,6 +253,8 @@ class PairedFolder:
         "sets",
         "groups",
         "misaligned",
+        "set_shares",
+        "rainiest_of",
     )
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -273,6 +283,19 @@ class PairedFolder:
             self._hold_out(root, [str(name) for name in spec["holdout"]])
         if spec.get("sets") is not None:
             self._keep_sets(root, [str(name) for name in spec["sets"]])
+        self.set_shares = {str(name): float(share) for name, share in (spec.get("set_shares") or {}).items()}
+        self.rainiest_of = {str(name): int(count) for name, count in (spec.get("rainiest_of") or {}).items()}
+        for name in [*self.set_shares, *self.rainiest_of]:
+            if name not in {self._set_of(pair) for pair in self.pairs}:
+                raise VidderainError(f"set '{name}' in data.paired is not a set of training pairs in {root}")
+        if sum(self.set_shares.values()) >= 1:
+            raise VidderainError(
+                "data.paired.set_shares add up to 1 or more: no share left for the other pairs"
+            )
+        self.by_set = {
+            name: [pair for pair in self.pairs if self._set_of(pair) == name] for name in self.set_shares
+        }
+        self.others = [pair for pair in self.pairs if self._set_of(pair) not in self.set_shares]
 
     def _set_of(self, pair: Pair) -> str:
         """The top folder of a pair under the root ("validation" for a separate validation folder)."""
@@ -316,7 +339,7 @@ class PairedFolder:
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
         while len(rainy) < size:
-            pair = self.pairs[rng.integers(len(self.pairs))]
+            pair = self._draw(rng)
             images = self._load(pair)
             if min(images[0].shape[:2]) < patch:
                 # Pairs are read when drawn (a folder may hold 600,000), so a small one is found here;
@@ -324,11 +347,25 @@ class PairedFolder:
                 # dropping it from the list) keeps a batch a function of its seed alone.
                 self._skip_small(pair, patch)
                 continue
-            wet, dry = aligned_crops(images, patch, rng)
+            candidates = [
+                aligned_crops(images, patch, rng) for _ in range(self.rainiest_of.get(self._set_of(pair), 1))
+            ]
+            wet, dry = max(candidates, key=rain_in_crop)
             rainy.append(to_float(wet))
             clean.append(to_float(dry))
         self._report_skipped(patch)
         return np.stack(rainy), np.stack(clean)
+
+    def _draw(self, rng: np.random.Generator) -> Pair:
+        """One pair: from a set with its own share with that probability, else from all the others alike."""
+        if not self.set_shares:
+            return self.pairs[rng.integers(len(self.pairs))]
+        draw = rng.random()
+        for name, share in self.set_shares.items():
+            if draw < share:
+                return self.by_set[name][rng.integers(len(self.by_set[name]))]
+            draw -= share
+        return self.others[rng.integers(len(self.others))]
 
     def _load(self, pair: Pair) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = pair.load()

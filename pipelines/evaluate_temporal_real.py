@@ -1,0 +1,168 @@
+"""Temporal fusion on real rain from still cameras (issue 30), scored against time: per frame, fused, and a
+plain per-pixel median of the rainy frames, each against the clip's rain-free estimate.
+
+    python pipelines/evaluate_temporal_real.py ../shared/data/real/clips/*.mp4 [--frames 24] \\
+        [--weights W] [--radius 2] [--cache eval/temporal-real-cache]
+
+For each clip that pipelines/make_time_pairs.py would use (a still or steadied camera with enough of its
+frame still; vidderain.data.time_pairs), the rain-free estimate is the median of 96 frames spread over the
+clip; ``--frames`` consecutive frames from its middle are moved onto it (a bobbing tripod), derained one by
+one ("off"), fused as `vidderain run` fuses them ("on"), and compared with the median of the
+``--median`` rainy frames around each ("median", no model). Scored on the frames that have the whole
+median window, over each frame's still pixels (time_pairs.still_in): the share of the rain's energy
+removed, and PSNR-Y where there is no rain (what must not change). ``--cache`` keeps the derained frames,
+so changing the fusion costs no model run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from vidderain.data.time_pairs import (
+    TimePairSettings,
+    frame_offset,
+    luma,
+    rain_pixels,
+    rain_removed,
+    shift_image,
+    time_pairs,
+    usable,
+)
+from vidderain.engine.fusion import TemporalFusion, TemporalSettings
+from vidderain.errors import VidderainError
+from vidderain.imageio import to_float
+from vidderain.inference import Derainer, load_model, resolve_device
+
+LOWEST_ERROR = 1e-12
+
+
+def psnr(first: np.ndarray, second: np.ndarray) -> float:
+    return 10 * np.log10(1 / max(float(np.mean((first - second) ** 2)), LOWEST_ERROR))
+
+
+def middle_run(path: Path, count: int) -> list[np.ndarray]:
+    """``count`` consecutive frames from the middle of the clip, uint8 RGB."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    start = max(0, (len(frames) - count) // 2)
+    return frames[start : start + count]
+
+
+def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSettings) -> list[np.ndarray]:
+    """Each frame moved onto the rain-free estimate, as time_pairs.steadied moves the clip's own frames."""
+
+    def blurred(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(luma(image).astype(np.float32), (0, 0), settings.shift_blur)
+
+    reference = blurred(background)
+    steadied = []
+    for frame in frames:
+        offset = frame_offset(reference, blurred(to_float(frame)))
+        moved = settings.min_steady <= np.hypot(*offset) <= settings.max_steady
+        steadied.append(shift_image(frame, offset) if moved else frame)
+    return steadied
+
+
+def fused(
+    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings
+) -> list[np.ndarray]:
+    fusion = TemporalFusion(settings)
+    out = []
+    for index, (before, after) in enumerate(zip(rainy, derained, strict=True)):
+        out += [image for image, _ in fusion.push(after, index, rainy=before)]
+    return out + [image for image, _ in fusion.flush()]
+
+
+def scores(
+    rainy: np.ndarray, result: np.ndarray, background: np.ndarray, still: np.ndarray
+) -> tuple[float, float]:
+    """(share of the rain removed, PSNR-Y on the still pixels without rain)."""
+    rainy_f, result_f = to_float(rainy), to_float(result)
+    dry = still & ~rain_pixels(rainy_f, background, still)
+    return rain_removed(rainy_f, result_f, background, still), psnr(
+        luma(result_f)[dry], luma(background)[dry]
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("clips", type=Path, nargs="+")
+    parser.add_argument("--frames", type=int, default=24, help="consecutive frames per clip (default 24)")
+    parser.add_argument(
+        "--median", type=int, default=9, help="rainy frames the plain median takes (default 9)"
+    )
+    parser.add_argument("--radius", type=int, default=2)
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache", type=Path, help="folder that keeps the derained frames")
+    args = parser.parse_args()
+    pair_settings = TimePairSettings()
+    settings = TemporalSettings(radius=args.radius)
+    derainer = None
+    half = args.median // 2
+    print(
+        "| clip | scored frames | rain removed: off | on | median of rainy "
+        "| PSNR-Y without rain: rainy | off | on | median | fusion ms a frame |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    removed_all = []
+    try:
+        for path in args.clips:
+            pairs = time_pairs(path, pair_settings)
+            if (reason := usable(pairs, pair_settings)) is not None:
+                print(f"| {path.stem} | skipped: {reason} | | | | | | | | |")
+                continue
+            rainy = onto(pairs.background, middle_run(path, args.frames), pair_settings)
+            stored = args.cache / f"{path.stem}-{args.frames}.npz" if args.cache else None
+            if stored and stored.exists():
+                derained = list(np.load(stored)["derained"])
+            else:
+                derainer = derainer or Derainer(
+                    load_model(None, args.weights).model, resolve_device(args.device)
+                )
+                derained = [derainer(frame[None])[0] for frame in rainy]
+                if stored:
+                    stored.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez(stored, derained=np.stack(derained))
+            started = time.perf_counter()
+            on = fused(rainy, derained, settings)
+            cost = (time.perf_counter() - started) / len(on) * 1000
+            rows = []
+            for index in range(half, len(rainy) - half):
+                still = pairs.still_in(rainy[index], pair_settings)
+                median = np.median(np.stack(rainy[index - half : index + half + 1]), axis=0).round()
+                rows.append(
+                    [
+                        *scores(rainy[index], derained[index], pairs.background, still),
+                        *scores(rainy[index], on[index], pairs.background, still),
+                        *scores(rainy[index], median.astype(np.uint8), pairs.background, still),
+                        scores(rainy[index], rainy[index], pairs.background, still)[1],
+                    ]
+                )
+            off_r, off_p, on_r, on_p, med_r, med_p, rainy_p = np.mean(rows, axis=0)
+            removed_all.append((off_r, on_r, med_r))
+            print(
+                f"| {path.stem} | {len(rows)} | {off_r:.0%} | {on_r:.0%} | {med_r:.0%} "
+                f"| {rainy_p:.2f} | {off_p:.2f} | {on_p:.2f} | {med_p:.2f} | {cost:.0f} |",
+                flush=True,
+            )
+    except VidderainError as error:
+        print(f"evaluate_temporal_real: error: {error}", file=sys.stderr)
+        return 2
+    if removed_all:
+        off_r, on_r, med_r = np.mean(removed_all, axis=0)
+        print(f"\nmean rain removed: off {off_r:.0%}, on {on_r:.0%}, median of rainy {med_r:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

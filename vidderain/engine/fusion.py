@@ -1,0 +1,471 @@
+"""Temporal fusion: the frame's motion-aligned neighbours, rainy and derained, voted on pixel by pixel.
+
+Rain moves and changes from frame to frame; the scene does not, or moves smoothly. After the model, each
+frame is compared with its neighbours (``radius`` on each side for files; only past ones, ``causal``, for
+live preview), each aligned to it by dense optical flow (OpenCV's DIS, on the derained frames' grey at a
+reduced width, with thin bright lines opened away so leftover rain does not steer it). A neighbour's
+pixel counts only where the alignment is trustworthy:
+
+- the flow is consistent forward and backward (the occlusion test of Sundaram et al., ECCV 2010), and
+  the pixel lands inside the neighbour;
+- the neighbour agrees with the frame once both are opened and blurred (thin streaks vanish, a moved or
+  uncovered object does not), and is not far darker on the plain grey (a lane marking the flow missed);
+- the rainy frames agree there too, unless the model removed rain from one of them: two views of one
+  scene differ only by rain, so a difference the model did not call rain is a misalignment (the fine
+  texture a moving camera shifts by a pixel);
+- the neighbour as a whole counts over enough of the frame (a cut or a flash fails it): else it is dropped.
+
+Where at least ``min_valid`` neighbours count (on both sides, where the frame has both), Y becomes the
+median of every counting frame's two values: the model's (rain removed, detail a little softened) and the
+rainy input's (detail intact, rain on top). Rain in a minority of the views is outvoted, what the model
+softened or changed in dry places comes back from the inputs, and compression noise averages down. Only Y
+moves (the colour stays the model's: rain has none); pixels with too few neighbours (a moving object, a
+cut, a live stream's first frame) stay as the model made them. The rainy values vote without the smooth
+part of what the model removed from their frame (the haze of heavy rain lifts every pixel of every rainy
+frame, and would otherwise win the vote and come back half way).
+
+Still cameras (most live use) get a longer memory: a running background of each pixel that has not moved
+(the camera still, small flow from the frame before, agreement with it and with the background on the
+opened grey and at full size). It leans to darker values (rain only brightens), and a still pixel comes
+out no brighter than it, so rain that covers a pixel in half of the window, or that the model leaves in
+every frame, is still outvoted. It costs no latency (past frames only), so live preview has it too; what
+moves starts it anew.
+
+``TemporalFusion`` is the algorithm on uint8 RGB frames; vidderain.engine.temporal's ``TemporalStage`` runs
+it between the model and the encoder (vidderain.engine.pipeline, and live preview, causally).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
+from vidderain.imageio import LUMA
+
+DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
+UINT8_MAX = 255.0
+HALF_LEVEL = 0.5 / UINT8_MAX  # a shift below this rounds away
+HAZE_MEDIAN = 5  # the widest median OpenCV takes on float images
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """The rule's parameters; the defaults are measured in docs/benchmarks.md ("Temporal fusion")."""
+
+    radius: int = 2  # neighbours on each side (files), or before (causal)
+    causal: bool = False  # past frames only: no frame waits for later ones (live preview)
+    flow_width: int = 240  # optical flow on frames scaled down to at most this width (smoother: measured)
+    flow_preset: str = "fast"  # OpenCV's DIS preset: ultrafast, fast (as good as medium here) or medium
+    occlusion_alpha: float = 0.01  # forward-backward test: |f + b|^2 <= alpha (|f|^2 + |b|^2) + beta
+    occlusion_beta: float = 0.5
+    opening: int = 5  # grey-level opening at the flow width, in pixels: wider than a streak
+    blur_sigma: float = 1.0  # then a blur, in flow pixels
+    photometric: float = 0.05  # blurred Y may differ by this much (0-1) for a neighbour's pixel to count
+    plain_tolerance: float = 0.09  # a neighbour darker than this on the unopened grey does not count
+    rainy_tolerance: float = 0.02  # rainy Y may differ by this much where the model removed no rain ...
+    rain_removed: float = 0.02  # ... which is where rainy Y exceeds derained Y by less than this
+    repeated_frame: float = 0.1 / UINT8_MAX  # frames whose rainy Y differs by less on average are copies
+    min_coverage: float = 0.4  # a neighbour trusted on less of the frame is dropped (a cut, a flash)
+    min_valid: int = 2  # neighbours that must count at a pixel before it may change
+    choice_opening: int = 5  # still or moved is chosen on |Y difference| opened by this, at full size ...
+    still_preference: float = 0.002  # ... still where it is within this of moved
+    dehaze: bool = True  # see haze_sigma
+    haze_sigma: float = 4.0  # rainy Y votes less the haze the model removed: its difference blurred by this,
+    # in flow pixels (haze is smooth, streaks are not: they stay, and are outvoted)
+    background: bool = True  # a still background: a running estimate of each pixel that has not moved
+    still_flow: float = 1.0  # a pixel has not moved when the flow from the frame before is under this, in
+    # flow pixels (leftover rain jitters it), and it agrees with that frame and with the background within
+    # ``still_photometric`` on the opened, blurred grey
+    still_photometric: float = 0.08
+    still_difference: float = 0.015  # ... and at full size, where |Y - background| opened (thin streaks go,
+    # a moving object's body stays) is under this
+    still_camera: float = (
+        0.4  # ... and only while the camera is still: the frame's median flow length under this
+    )
+    edge_jitter: float = 0.5  # pixels an edge of a still pixel may shiver by (see _still_background)
+    rising: float = 0.1  # the background moves this share of the way to a brighter fused value a frame
+    falling: float = 0.5  # ... and this share to a darker one: rain only brightens, so a streak that lands
+    # on a pixel moves it little, and one it holds (its first frame's) is gone in a few frames
+
+    @property
+    def delay(self) -> int:
+        """Frames a result waits for: the later neighbours (none when causal)."""
+        return 0 if self.causal else self.radius
+
+
+@dataclass
+class _Frame:
+    image: np.ndarray  # uint8 RGB, the model's output
+    small: np.ndarray  # uint8 grey at the flow width, thin bright lines taken out, blurred
+    plain: np.ndarray  # float32 grey at the flow width as it is (thin bright lines kept), in [0, 1]
+    item: Any  # what travels with the frame (its DecodedFrame)
+    luma: np.ndarray  # float32 Y of the model's output, in [0, 1]
+    rainy_luma: np.ndarray  # float32 Y of the model's input less the haze the model removed (its own where
+    # the caller gives none)
+    repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
+
+
+class TemporalFusion:
+    """Feed the model's frames in order with ``push``; it returns the frames that are final, fused, in
+    order, each with its item. ``flush`` returns the rest at the end of the stream."""
+
+    def __init__(self, settings: TemporalSettings) -> None:
+        if settings.radius < 1:
+            raise ValueError("temporal fusion needs a radius of at least 1")
+        self.settings = settings
+        self.frames: deque[_Frame] = deque()
+        self.first = 0  # stream index of frames[0]
+        self.pending = 0  # stream index of the next frame to emit
+        self.flows: dict[tuple[int, int], np.ndarray] = {}
+        self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[settings.flow_preset])
+        self.fused_frames = 0  # frames where at least one pixel moved (for the summary)
+        self.previous: tuple[int, np.ndarray] | None = None  # the last frame emitted: (index, image)
+        self.background: np.ndarray | None = None  # the still background's Y, full size, float32
+        self.background_index = -1  # the frame it was last updated with
+
+    def push(
+        self, image: np.ndarray, item: Any = None, rainy: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, Any]]:
+        ready: list[tuple[np.ndarray, Any]] = []
+        if self.frames and image.shape != self.frames[0].image.shape:
+            ready += self.flush()  # a new size (a reconnected camera): a new sequence
+        derained_luma = luma(image)
+        if rainy is None or rainy.shape != image.shape:
+            rainy_luma = derained_luma
+        else:
+            rainy_luma = luma(rainy)
+            rainy_luma = self._dehazed(rainy_luma, derained_luma) if self.settings.dehaze else rainy_luma
+        repeats = bool(self.frames) and bool(
+            np.mean(np.abs(rainy_luma - self.frames[-1].rainy_luma)) < self.settings.repeated_frame
+        )
+        self.frames.append(_Frame(image, *self._small(image), item, derained_luma, rainy_luma, repeats))
+        while self.pending + self.settings.delay < self.first + len(self.frames):
+            ready.append(self._emit(self.pending))
+        self._forget()
+        return ready
+
+    def flush(self) -> list[tuple[np.ndarray, Any]]:
+        ready = [self._emit(index) for index in range(self.pending, self.first + len(self.frames))]
+        self.first += len(self.frames)
+        self.frames.clear()
+        self.flows.clear()
+        self.previous = None
+        self.background = None
+        return ready
+
+    def _emit(self, index: int) -> tuple[np.ndarray, Any]:
+        self.pending = index + 1
+        frame = self.frames[index - self.first]
+        previous = self.previous
+        if previous is not None and previous[0] == index - 1 and self._repeated(index - 1, index):
+            image = previous[1]  # a repeated frame comes out as its twin did: no flicker between them
+            self.background_index = index if self.background_index == index - 1 else self.background_index
+        else:
+            image = self._fuse(index)
+            if self.settings.background:
+                image = self._still_background(index, image)
+            self.fused_frames += image is not frame.image
+        self.previous = (index, image)
+        return image, frame.item
+
+    def _repeated(self, index: int, other: int) -> bool:
+        """Whether two frames are copies of one: every frame after the first of them up to the second
+        repeats the one before it (each frame's test is made once, when it arrives)."""
+        low, high = sorted((index, other))
+        return all(self.frames[i - self.first].repeats_previous for i in range(low + 1, high + 1))
+
+    def _forget(self) -> None:
+        """Drop frames no later frame will use as a neighbour, and their flows."""
+        keep_from = self.pending - self.settings.radius
+        while self.frames and self.first < keep_from:
+            self.frames.popleft()
+            self.first += 1
+        self.flows = {key: flow for key, flow in self.flows.items() if min(key) >= self.first}
+
+    def _small(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grey at the flow width with thin bright lines taken out (a grey-level opening: rain is brighter
+        than what it falls on and thinner than the kernel), then blurred: what the flow and the photometric
+        check look at, so the rain left in a frame neither moves the flow nor fails the check; and the
+        grey as it is, in [0, 1]."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.settings.flow_width / width)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if scale < 1.0:
+            size = (max(round(width * scale), 1), max(round(height * scale), 1))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.opening,) * 2)
+        opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
+        return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
+
+    def _dehazed(self, rainy: np.ndarray, derained: np.ndarray) -> np.ndarray:
+        """Rainy Y less the smooth part of what the model took away (the haze of heavy rain lifts every
+        pixel of every rainy frame: it would win a vote that streaks lose), its fine detail kept."""
+        height, width = rainy.shape
+        scale = min(1.0, self.settings.flow_width / width)
+        size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        removed = cv2.resize(rainy - derained, size, interpolation=cv2.INTER_AREA)
+        # A median takes out the streaks (sparse) and keeps the level of the rest: the haze, and detail the
+        # model softened, which is as often above as below it (an opening would lean down there).
+        removed = cv2.medianBlur(removed, HAZE_MEDIAN)
+        haze = cv2.GaussianBlur(removed, (0, 0), self.settings.haze_sigma)
+        return rainy - cv2.resize(haze, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def _still_background(self, index: int, image: np.ndarray) -> np.ndarray:
+        """The fused frame with its still pixels brought to the running background, updated with it. A pixel
+        is still when the camera is (the frame's median flow), it has not moved since the frame before
+        (small flow, agreement on the opened grey), and it agrees with the background on the opened grey
+        and at full size once thin streaks are opened away; there the background keeps a long memory, so
+        rain that covers a pixel in several frames of the window, or that the model leaves in every frame,
+        is still outvoted by the frames before. Anything else (a moving object, a moving camera, a cut, a
+        change of light) starts the background anew there from the fused value, and stays as fused."""
+        s = self.settings
+        fused = luma(image)
+        background, self.background = self.background, fused
+        consecutive = self.background_index == index - 1 and index - 1 >= self.first
+        self.background_index = index
+        if background is None or not consecutive or background.shape != fused.shape:
+            return image
+        here, before = self.frames[index - self.first], self.frames[index - 1 - self.first]
+        flow = self._flow(index, index - 1)
+        if np.median(squared_length(flow)) > s.still_camera**2:
+            return image  # a moving camera: its aligned neighbours do the work
+        tolerance = s.still_photometric * UINT8_MAX
+        small_background = self._small_luma(background)
+        still = squared_length(flow) <= s.still_flow**2
+        still &= np.abs(here.small.astype(np.float32) - before.small) <= tolerance
+        still &= np.abs(small_background - here.small) <= tolerance
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
+        still = cv2.erode(still.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+        still = cv2.resize(still, fused.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        # Where it disagrees, something moved or changed: the background starts anew there.
+        still &= self._choice_error(fused, background, still) <= s.still_difference
+        if not still.any():
+            return image
+        change = fused - background
+        updated = background + np.where(change > 0, s.rising, s.falling).astype(np.float32) * change
+        self.background = np.where(still, updated, fused)
+        # Rain only brightens: a still pixel comes out no brighter than its background, and as it is where
+        # darker (the background may still hold rain the frame is free of). A still camera still shivers:
+        # an edge may be brighter by its slope times ``edge_jitter`` (a 3x3 Sobel is 8 times the slope).
+        slope = cv2.magnitude(cv2.Sobel(updated, -1, 1, 0, ksize=3), cv2.Sobel(updated, -1, 0, 1, ksize=3))
+        allowed = s.edge_jitter / 8 * slope
+        shift = np.where(still, np.minimum(updated + allowed - fused, 0.0), 0.0)
+        if not np.any(np.abs(shift) >= HALF_LEVEL):
+            return image
+        shifted = image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
+        return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+
+    def _small_luma(self, plane: np.ndarray) -> np.ndarray:
+        """A full-size Y plane at the flow width, opened and blurred as ``_small`` makes a frame's grey."""
+        grey = np.clip(plane * UINT8_MAX, 0, UINT8_MAX).round().astype(np.uint8)
+        return self._small(np.repeat(grey[..., None], 3, axis=2))[0].astype(np.float32)
+
+    def _flow(self, source: int, target: int) -> np.ndarray:
+        """Flow from frame ``source`` to frame ``target`` at the flow width: where each pixel of the source
+        is in the target (cached: each pair is needed by both of its frames)."""
+        key = (source, target)
+        if key not in self.flows:
+            self.flows[key] = self.dis.calc(
+                self.frames[source - self.first].small, self.frames[target - self.first].small, None
+            )
+        return self.flows[key]
+
+    def _neighbours(self, index: int) -> Iterator[int]:
+        radius = self.settings.radius
+        last = index if self.settings.causal else index + radius
+        for other in range(index - radius, last + 1):
+            if other != index and self.first <= other < self.first + len(self.frames):
+                yield other
+
+    def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Two ways each pixel of frame ``index`` may be found in frame ``other``: *still*, at the same
+        place (a still camera's background needs no flow, whose small errors would only cost it pixels), and
+        *moved*, at the flow's match. Returns where still counts, the moved sampling map and where moved
+        counts, all at full size; None when the neighbour counts on too little of the frame (a cut, a
+        flash) to be trusted at all. ``_fuse`` chooses between the two per pixel."""
+        s = self.settings
+        here, there = self.frames[index - self.first], self.frames[other - self.first]
+        forward, backward = self._flow(index, other), self._flow(other, index)
+        height, width = here.small.shape
+        where = pixel_grid(height, width) + forward
+        back = remap(backward, where)
+        mismatch = squared_length(forward + back)
+        bound = s.occlusion_alpha * (squared_length(forward) + squared_length(back)) + s.occlusion_beta
+        inside = (where[..., 0] >= 0) & (where[..., 0] <= width - 1)
+        inside &= (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
+        here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
+        moved = np.abs(remap(there_grey, where) - here_grey)
+        still = np.abs(there_grey - here_grey)
+        # Each with thin lines kept too: a neighbour far darker there is a bright line (a lane marking, a
+        # wire) the alignment missed, not rain the model left, which is faint.
+        still_ok = (still <= s.photometric) & (there.plain >= here.plain - s.plain_tolerance)
+        moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
+        moved_ok &= remap(there.plain, where) >= here.plain - s.plain_tolerance
+        # Whether the neighbour counts at all is judged here, with no motion where it agrees at all.
+        use_still = still <= np.maximum(moved, s.photometric / 2)
+        if np.where(use_still, still_ok, moved_ok).mean() < s.min_coverage:
+            return None
+        full_height, full_width = here.image.shape[:2]
+        # Trust stops short of where it fails: the opening and blur soften edges by a few pixels, and an
+        # uncovered background's edge is where a moving object would ghost.
+        margin = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
+
+        def at_full_size(valid: np.ndarray) -> np.ndarray:
+            valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE)
+            return cv2.resize(valid, (full_width, full_height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+        scale = np.array([full_width / width, full_height / height], np.float32)
+        full_flow = cv2.resize(forward, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
+        return at_full_size(still_ok), pixel_grid(full_height, full_width) + full_flow, at_full_size(moved_ok)
+
+    def _choice_error(self, there: np.ndarray, here: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """How far an aligned neighbour's Y is from the frame's, thin streaks opened away; inf where that
+        alignment does not count."""
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.choice_opening,) * 2)
+        error = cv2.morphologyEx(np.abs(there - here), cv2.MORPH_OPEN, kernel)
+        return np.where(valid, error, np.inf)
+
+    def _view(
+        self, index: int, other: int, removed_here: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, -inf and +inf where
+        they do not count (``_fuse``'s median then ignores them), and where they count; None where that is
+        too little of the frame (``_aligned``)."""
+        s = self.settings
+        here, there = self.frames[index - self.first], self.frames[other - self.first]
+        if (found := self._aligned(index, other)) is None:
+            return None
+        still_mask, moved_where, moved_mask = found
+        moved_luma = remap(there.luma, moved_where)
+        # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees: a
+        # dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
+        still_error = self._choice_error(there.luma, here.luma, still_mask)
+        moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
+        use_still = still_error <= moved_error + s.still_preference
+        mask = np.where(use_still, still_mask, moved_mask)
+        there_derained = np.where(use_still, there.luma, moved_luma)
+        there_rainy = np.where(use_still, there.rainy_luma, remap(there.rainy_luma, moved_where))
+        # Two views of one scene differ only by rain: a rainy difference the model removed no rain from, in
+        # either frame, is a misalignment (texture a moving camera shifted by a pixel).
+        rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
+        mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
+        return np.where(mask, there_derained, -np.inf), np.where(mask, there_rainy, np.inf), mask
+
+    def _fuse(self, index: int) -> np.ndarray:
+        s = self.settings
+        here = self.frames[index - self.first]
+        # Each frame offers two values a pixel: the model's (rain removed, detail a little softened) and the
+        # rainy input's (detail intact, rain on top). Where a neighbour does not count, its pair is -inf
+        # and +inf, which leaves the median of the others unchanged.
+        derained, rainy, masks, sides = [here.luma], [here.rainy_luma], [], []
+        removed_here = here.rainy_luma - here.luma > s.rain_removed
+        # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
+        others = [other for other in self._neighbours(index) if not self._repeated(index, other)]
+        for other in others:  # the flows first, here: the one DIS instance is not for several threads
+            self._flow(index, other)
+            self._flow(other, index)
+        # Each neighbour's full-size work is its own (numpy and OpenCV release the GIL on whole frames): in
+        # parallel, in a fixed order, so the result is the same as one after the other.
+        views = neighbour_pool().map(lambda other: self._view(index, other, removed_here), others)
+        for other, view in zip(others, views, strict=True):
+            if view is None:
+                continue
+            there_derained, there_rainy, mask = view
+            derained.append(there_derained)
+            rainy.append(there_rainy)
+            masks.append(mask)
+            sides.append(other > index)
+        if len(masks) < s.min_valid:
+            return here.image
+        # Fused only where enough neighbours count and, with neighbours on both sides, on both sides: what
+        # an object uncovers is seen only after it, what it covers only before, while rain is gone on both.
+        enough = np.sum(masks, axis=0) >= s.min_valid
+        if any(sides) and not all(sides):
+            for side in (False, True):
+                enough &= np.any([mask for mask, later in zip(masks, sides, strict=True) if later == side], 0)
+        median = middle_mean(derained + rainy)
+        shift = np.where(enough, median - here.luma, 0.0)
+        if not np.any(np.abs(shift) >= HALF_LEVEL):
+            return here.image
+        # Only Y moves (rain has no colour); the frame's own colour stays.
+        shifted = here.image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
+        return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+
+
+@functools.cache
+def neighbour_pool() -> ThreadPoolExecutor:
+    """Threads for the neighbours' full-size work, shared by every fusion (a few idle threads otherwise)."""
+    return ThreadPoolExecutor(min(2 * MAX_RADIUS, os.cpu_count() or 1), thread_name_prefix="temporal")
+
+
+@functools.cache
+def middle_comparators(count: int) -> tuple[tuple[int, int], ...]:
+    """A sorting network for ``count`` values cut down to what decides its two middle outputs: Batcher's
+    odd-even merge sort for the next power of two, whose extra inputs would be +inf (so every comparator
+    that touches one is a no-op and goes), then only the comparators the middle two outputs depend on."""
+    size = 1 << max(count - 1, 1).bit_length()
+    network = []
+    span = 1
+    while span < size:
+        step = span
+        while step >= 1:
+            for start in range(step % span, size - step, 2 * step):
+                for offset in range(min(step, size - start - step)):
+                    low, high = offset + start, offset + start + step
+                    if low // (2 * span) == high // (2 * span) and high < count:
+                        network.append((low, high))
+            step //= 2
+        span *= 2
+    needed, kept = {count // 2 - 1, count // 2}, []
+    for low, high in reversed(network):
+        if low in needed or high in needed:
+            kept.append((low, high))
+            needed |= {low, high}
+    return tuple(reversed(kept))
+
+
+def middle_mean(planes: list[np.ndarray]) -> np.ndarray:
+    """Per pixel, the median of an even number of float32 planes (the mean of the two middle values), by a
+    sorting network of cv2.min/max: a few milliseconds where np.partition along a stack takes tens."""
+    wires = list(planes)
+    for low, high in middle_comparators(len(wires)):
+        wires[low], wires[high] = cv2.min(wires[low], wires[high]), cv2.max(wires[low], wires[high])
+    middle = len(wires) // 2
+    return (wires[middle - 1] + wires[middle]) / 2
+
+
+@functools.cache
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """(x, y) of every pixel, float32 (height, width, 2): a flow plus this is a sampling map for remap."""
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    grid.flags.writeable = False  # shared by every caller
+    return grid
+
+
+def squared_length(vectors: np.ndarray) -> np.ndarray:
+    """|v|^2 of (..., 2) vectors."""
+    return vectors[..., 0] ** 2 + vectors[..., 1] ** 2
+
+
+def remap(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``image`` sampled at ``where`` (x, y per pixel), bilinear, edges repeated."""
+    return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """Y (BT.601) of uint8 RGB, as float32 in [0, 1]."""
+    return image.astype(np.float32) @ (LUMA / UINT8_MAX)
