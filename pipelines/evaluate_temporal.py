@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from vidderain.data.rain import DownpourStyle, RainStyle
-from vidderain.engine.fusion import TemporalFusion, TemporalSettings
+from vidderain.engine.fusion import TemporalSettings, fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
@@ -70,16 +70,6 @@ def rendered(
         stored.parent.mkdir(parents=True, exist_ok=True)
         np.savez(stored, clean=np.stack(clean), rainy=np.stack(rainy), derained=np.stack(derained))
     return clean, rainy, derained
-
-
-def fused(
-    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings
-) -> list[np.ndarray]:
-    fusion = TemporalFusion(settings)
-    out = []
-    for index, (before, after) in enumerate(zip(rainy, derained, strict=True)):
-        out += [image for image, _ in fusion.push(after, index, rainy=before)]
-    return out + [image for image, _ in fusion.flush()]
 
 
 def moving_crop(flows: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[int, tuple[slice, slice]]:
@@ -151,7 +141,7 @@ def main() -> int:
             rainy = read_frames(path, args.frames)
             derained = [derainer(frame[None])[0] for frame in rainy]
             started = time.perf_counter()
-            on = fused(rainy, derained, settings)
+            on = fuse_frames(rainy, derained, settings)
             cost = (time.perf_counter() - started) / len(on) * 1000
             flows = flows_and_masks(rainy)
             flicker = [warping_error(frames, flows) * TABLE_SCALE for frames in (rainy, derained, on)]
@@ -169,7 +159,7 @@ def main() -> int:
                     path, style, args.frames, args.crf, args.seed + index, derainer, args.cache
                 )
                 started = time.perf_counter()
-                on = fused(rainy, derained, settings)
+                on = fuse_frames(rainy, derained, settings)
                 cost = (time.perf_counter() - started) / len(on) * 1000
                 psnr_in, _ = mean_scores(rainy, clean)
                 psnr_off, _ = mean_scores(derained, clean)

@@ -35,7 +35,7 @@ from vidderain.data.time_pairs import (
     time_pairs,
     usable,
 )
-from vidderain.engine.fusion import TemporalFusion, TemporalSettings
+from vidderain.engine.fusion import TemporalSettings, fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float
 from vidderain.inference import Derainer, load_model, resolve_device
@@ -68,16 +68,6 @@ def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSet
         moved = settings.min_steady <= np.hypot(*offset) <= settings.max_steady
         steadied.append(shift_image(frame, offset) if moved else frame)
     return steadied
-
-
-def fused(
-    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings
-) -> list[np.ndarray]:
-    fusion = TemporalFusion(settings)
-    out = []
-    for index, (before, after) in enumerate(zip(rainy, derained, strict=True)):
-        out += [image for image, _ in fusion.push(after, index, rainy=before)]
-    return out + [image for image, _ in fusion.flush()]
 
 
 def scores(
@@ -134,7 +124,7 @@ def main() -> int:
                     stored.parent.mkdir(parents=True, exist_ok=True)
                     np.savez(stored, derained=np.stack(derained))
             started = time.perf_counter()
-            on = fused(rainy, derained, settings)
+            on = fuse_frames(rainy, derained, settings)
             cost = (time.perf_counter() - started) / len(on) * 1000
             rows = []
             for index in range(half, len(rainy) - half):

@@ -406,6 +406,17 @@ class TemporalFusion:
         return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
 
 
+def fuse_frames(
+    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings
+) -> list[np.ndarray]:
+    """A whole clip through the fusion at once (the evaluation scripts): its frames, fused, in order."""
+    fusion = TemporalFusion(settings)
+    out = []
+    for index, (before, after) in enumerate(zip(rainy, derained, strict=True)):
+        out += [image for image, _ in fusion.push(after, index, rainy=before)]
+    return out + [image for image, _ in fusion.flush()]
+
+
 @functools.cache
 def neighbour_pool() -> ThreadPoolExecutor:
     """Threads for the neighbours' full-size work, shared by every fusion (a few idle threads otherwise)."""
