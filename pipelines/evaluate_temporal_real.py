@@ -24,14 +24,15 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from evaluate_real import psnr  # a sibling script, not a package
 
 from vidderain.data.time_pairs import (
     TimePairSettings,
-    frame_offset,
     luma,
     rain_pixels,
     rain_removed,
     shift_image,
+    steadying_offset,
     time_pairs,
     usable,
 )
@@ -39,12 +40,6 @@ from vidderain.engine.fusion import TemporalSettings, fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float
 from vidderain.inference import Derainer, load_model, resolve_device
-
-LOWEST_ERROR = 1e-12
-
-
-def psnr(first: np.ndarray, second: np.ndarray) -> float:
-    return 10 * np.log10(1 / max(float(np.mean((first - second) ** 2)), LOWEST_ERROR))
 
 
 def middle_run(path: Path, count: int) -> list[np.ndarray]:
@@ -62,12 +57,10 @@ def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSet
         return cv2.GaussianBlur(luma(image).astype(np.float32), (0, 0), settings.shift_blur)
 
     reference = blurred(background)
-    steadied = []
-    for frame in frames:
-        offset = frame_offset(reference, blurred(to_float(frame)))
-        moved = settings.min_steady <= np.hypot(*offset) <= settings.max_steady
-        steadied.append(shift_image(frame, offset) if moved else frame)
-    return steadied
+    return [
+        shift_image(frame, steadying_offset(reference, blurred(to_float(frame)), settings))
+        for frame in frames
+    ]
 
 
 def scores(

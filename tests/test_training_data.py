@@ -320,5 +320,7 @@ def test_a_small_set_gets_its_share_and_the_rainiest_of_several_crops(tmp_path):
     assert 0.4 < share_four < 0.6 and rain_four > 1.5 * rain_one, (rain_one, rain_four)
     with pytest.raises(VidderainError, match=r"set_shares add up to 1 or more"):
         PairedFolder({**spec, "set_shares": {"real": 0.6, "a": 0.5}})
+    with pytest.raises(VidderainError, match=r"or name every set"):  # nothing left for the other share
+        PairedFolder({**spec, "sets": ["real"]})
     with pytest.raises(VidderainError, match=r"set 'c' in data\.paired is not a set of training pairs"):
         PairedFolder({**spec, "rainiest_of": {"c": 2}})

@@ -114,14 +114,18 @@ def steadied(frames: list[np.ndarray], settings: TimePairSettings) -> tuple[list
     for _ in range(2):
         moved = [shift_image(image, offset) for image, offset in zip(grey, offsets, strict=True)]
         reference = np.median(moved, axis=0).astype(np.float32)
-        offsets = [frame_offset(reference, image) for image in grey]
-        # Moves too small to matter are not made (each would soften the frame's streaks by interpolation).
-        offsets = [
-            offset if settings.min_steady <= np.hypot(*offset) <= settings.max_steady else (0.0, 0.0)
-            for offset in offsets
-        ]
+        offsets = [steadying_offset(reference, image, settings) for image in grey]
     border = int(np.ceil(max(max(abs(dx), abs(dy)) for dx, dy in offsets)))
     return [shift_image(frame, offset) for frame, offset in zip(frames, offsets, strict=True)], border
+
+
+def steadying_offset(
+    reference: np.ndarray, frame: np.ndarray, settings: TimePairSettings
+) -> tuple[float, float]:
+    """The move that puts ``frame`` back onto ``reference`` (blurred grey): none where it is too small to
+    matter (each would soften the frame's streaks by interpolation) or too large to be a bob."""
+    offset = frame_offset(reference, frame)
+    return offset if settings.min_steady <= np.hypot(*offset) <= settings.max_steady else (0.0, 0.0)
 
 
 def shift_image(image: np.ndarray, offset: tuple[float, float]) -> np.ndarray:

@@ -285,17 +285,19 @@ class PairedFolder:
             self._keep_sets(root, [str(name) for name in spec["sets"]])
         self.set_shares = {str(name): float(share) for name, share in (spec.get("set_shares") or {}).items()}
         self.rainiest_of = {str(name): int(count) for name, count in (spec.get("rainiest_of") or {}).items()}
+        by_set: dict[str, list[Pair]] = {}
+        for pair in self.pairs:
+            by_set.setdefault(self._set_of(pair), []).append(pair)
         for name in [*self.set_shares, *self.rainiest_of]:
-            if name not in {self._set_of(pair) for pair in self.pairs}:
+            if name not in by_set:
                 raise VidderainError(f"set '{name}' in data.paired is not a set of training pairs in {root}")
-        if sum(self.set_shares.values()) >= 1:
-            raise VidderainError(
-                "data.paired.set_shares add up to 1 or more: no share left for the other pairs"
-            )
-        self.by_set = {
-            name: [pair for pair in self.pairs if self._set_of(pair) == name] for name in self.set_shares
-        }
+        self.by_set = {name: by_set[name] for name in self.set_shares}
         self.others = [pair for pair in self.pairs if self._set_of(pair) not in self.set_shares]
+        if self.set_shares and (sum(self.set_shares.values()) >= 1 or not self.others):
+            raise VidderainError(
+                "data.paired.set_shares add up to 1 or more, or name every set: "
+                "no share left for the other pairs"
+            )
 
     def _set_of(self, pair: Pair) -> str:
         """The top folder of a pair under the root ("validation" for a separate validation folder)."""

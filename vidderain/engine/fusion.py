@@ -196,16 +196,22 @@ class TemporalFusion:
             self.first += 1
         self.flows = {key: flow for key, flow in self.flows.items() if min(key) >= self.first}
 
+    def _flow_size(self, height: int, width: int) -> tuple[int, int]:
+        """(width, height) at the flow width: frames wider than it are scaled down, others stay."""
+        scale = min(1.0, self.settings.flow_width / width)
+        return max(round(width * scale), 1), max(round(height * scale), 1)
+
     def _small(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grey at the flow width with thin bright lines taken out (a grey-level opening: rain is brighter
         than what it falls on and thinner than the kernel), then blurred: what the flow and the photometric
         check look at, so the rain left in a frame neither moves the flow nor fails the check; and the
         grey as it is, in [0, 1]."""
-        height, width = image.shape[:2]
-        scale = min(1.0, self.settings.flow_width / width)
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        return self._small_grey(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+
+    def _small_grey(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_small`` of a full-size uint8 grey plane."""
+        size = self._flow_size(*grey.shape)
+        if size != grey.shape[::-1]:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.opening,) * 2)
         opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
@@ -215,9 +221,7 @@ class TemporalFusion:
         """Rainy Y less the smooth part of what the model took away (the haze of heavy rain lifts every
         pixel of every rainy frame: it would win a vote that streaks lose), its fine detail kept."""
         height, width = rainy.shape
-        scale = min(1.0, self.settings.flow_width / width)
-        size = (max(round(width * scale), 1), max(round(height * scale), 1))
-        removed = cv2.resize(rainy - derained, size, interpolation=cv2.INTER_AREA)
+        removed = cv2.resize(rainy - derained, self._flow_size(height, width), interpolation=cv2.INTER_AREA)
         # A median takes out the streaks (sparse) and keeps the level of the rest: the haze, and detail the
         # model softened, which is as often above as below it (an opening would lean down there).
         removed = cv2.medianBlur(removed, HAZE_MEDIAN)
@@ -264,15 +268,12 @@ class TemporalFusion:
         slope = cv2.magnitude(cv2.Sobel(updated, -1, 1, 0, ksize=3), cv2.Sobel(updated, -1, 0, 1, ksize=3))
         allowed = s.edge_jitter / 8 * slope
         shift = np.where(still, np.minimum(updated + allowed - fused, 0.0), 0.0)
-        if not np.any(np.abs(shift) >= HALF_LEVEL):
-            return image
-        shifted = image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
-        return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+        return shift_luma(image, shift)
 
     def _small_luma(self, plane: np.ndarray) -> np.ndarray:
         """A full-size Y plane at the flow width, opened and blurred as ``_small`` makes a frame's grey."""
         grey = np.clip(plane * UINT8_MAX, 0, UINT8_MAX).round().astype(np.uint8)
-        return self._small(np.repeat(grey[..., None], 3, axis=2))[0].astype(np.float32)
+        return self._small_grey(grey)[0].astype(np.float32)
 
     def _flow(self, source: int, target: int) -> np.ndarray:
         """Flow from frame ``source`` to frame ``target`` at the flow width: where each pixel of the source
@@ -399,11 +400,8 @@ class TemporalFusion:
                 enough &= np.any([mask for mask, later in zip(masks, sides, strict=True) if later == side], 0)
         median = middle_mean(derained + rainy)
         shift = np.where(enough, median - here.luma, 0.0)
-        if not np.any(np.abs(shift) >= HALF_LEVEL):
-            return here.image
         # Only Y moves (rain has no colour); the frame's own colour stays.
-        shifted = here.image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
-        return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
+        return shift_luma(here.image, shift)
 
 
 def fuse_frames(
@@ -475,6 +473,15 @@ def squared_length(vectors: np.ndarray) -> np.ndarray:
 def remap(image: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``image`` sampled at ``where`` (x, y per pixel), bilinear, edges repeated."""
     return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def shift_luma(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """uint8 RGB with its Y moved by ``shift`` (0-1) and its colour kept; the image itself where no pixel
+    would move by half a level (callers count the frames that changed by that)."""
+    if not np.any(np.abs(shift) >= HALF_LEVEL):
+        return image
+    shifted = image.astype(np.float32) + (shift * UINT8_MAX)[..., None]
+    return np.clip(shifted, 0, UINT8_MAX).round().astype(np.uint8)
 
 
 def luma(image: np.ndarray) -> np.ndarray:
