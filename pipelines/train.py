@@ -79,6 +79,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "init": None,  # start from these weights (fine-tuning) instead of a random initialisation
     "loss": {"ssim": 1.0},  # weighted terms of vidderain.metrics.TRAINING_LOSSES; the paper's -SSIM alone
     "ema": 0.0,  # decay of the parameters' moving average that is validated and exported; 0: none
+    # Distillation: {weights: a trained model's file, weight: its term's share}. The teacher's output on
+    # each crop is a second target, under the same loss: it labels the rain a pair's clean image misses.
+    "teacher": None,
 }
 
 
@@ -130,11 +133,18 @@ class TrainingStep:
     scaler: torch.amp.GradScaler
     loss_fn: torch.nn.Module
     precision: torch.dtype | None
+    teacher: torch.nn.Module | None = None
+    teacher_weight: float = 0.0
 
     def __call__(self, rainy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         with torch.autocast(rainy.device.type, dtype=self.precision, enabled=self.precision is not None):
             derained = self.model(rainy)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    taught = self.teacher(rainy).float().clamp(0, 1)
         loss = self.loss_fn(derained.float(), clean)
+        if self.teacher is not None:
+            loss = loss + self.teacher_weight * self.loss_fn(derained.float(), taught)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -149,6 +159,16 @@ def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     if not decay:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def load_teacher(teacher: Any, device: torch.device) -> tuple[torch.nn.Module | None, float]:
+    """The frozen teacher of ``train.teacher`` and its loss weight, or (None, 0) for none."""
+    if teacher is None:
+        return None, 0.0
+    if not isinstance(teacher, dict) or set(teacher) != {"weights", "weight"}:
+        raise VidderainError("train.teacher needs exactly 'weights' (a .safetensors file) and 'weight'")
+    model = load_weights(teacher["weights"]).to(device).eval().requires_grad_(False)
+    return model, float(teacher["weight"])
 
 
 def initial_model(init: str | None, model_config: ModelConfig) -> torch.nn.Module:
@@ -411,7 +431,12 @@ def train(
     except ValueError as error:
         console.print(f"train: error: {args.config}: train.loss: {error}", markup=False)
         return 2
-    step = TrainingStep(model, optimizer, scaler, loss_fn, precision)
+    try:
+        teacher, teacher_weight = load_teacher(settings["teacher"], device)
+    except VidderainError as error:
+        console.print(f"train: error: {args.config}: {error}", markup=False)
+        return 2
+    step = TrainingStep(model, optimizer, scaler, loss_fn, precision, teacher, teacher_weight)
     last = min(settings["iterations"], args.stop_after or math.inf)
     started, loss = time.perf_counter(), None
     deadline = started + 60 * args.minutes if args.minutes else math.inf

@@ -14,10 +14,12 @@ from tests.cli_helpers import assert_one_line_error, vidderain
 from tests.conftest import SAMPLES
 from tests.media import ClipSpec, make_clip, read_video
 from vidderain import backends
+from vidderain.config import load_model_config
 from vidderain.engine import EncodeOptions, VideoJob, run_video
 from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb
 from vidderain.inference import Derainer, load_model
+from vidderain.models import build_model
 from vidderain.models.rranet_arch import pad_to_multiple
 from vidderain.weights import load_weights
 
@@ -37,6 +39,17 @@ def test_every_backend_derains_like_torch_within_one_level(backend):
     difference = np.abs(got.astype(int) - expected.astype(int))
     assert got.shape == frames.shape and difference.max() <= 2 and (difference > 1).mean() < 1e-3
     assert np.abs(got.astype(int) - frames.astype(int)).mean() > 1  # it derained: the output is not the input
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_the_unshuffled_fast_config_runs_on_every_backend_like_torch(backend):
+    torch.manual_seed(0)
+    model = build_model(load_model_config("rranet-fast"))  # random weights: the graph is what is tested
+    frames = read_rgb(SAMPLES / "rainy" / "rocket.png")[None, :250, :317]  # padded to 256 x 320 inside
+    expected = Derainer(model, CPU, backend="torch")(frames)
+    got = Derainer(model, CPU, precision="fp32", backend=backend)(frames)
+    difference = np.abs(got.astype(int) - expected.astype(int))
+    assert got.shape == frames.shape and difference.max() <= 1
 
 
 def test_auto_picks_openvino_on_the_cpu_and_torch_on_cuda(monkeypatch):

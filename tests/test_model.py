@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vidderain.config import load_model_config
 from vidderain.metrics import NegativeSSIMLoss, ssim_rgb
 from vidderain.models import ConvLSTMCell, RRANet, RRANetOutput
+from vidderain.models.rranet_arch import pad_to_multiple
 from vidderain.ops import rlcn
 
 
@@ -19,7 +22,7 @@ def model(tiny_config) -> RRANet:
     return RRANet(tiny_config).eval()
 
 
-@pytest.mark.parametrize("config_name", ["rranet", "rranet-lite"])
+@pytest.mark.parametrize("config_name", ["rranet", "rranet-lite", "rranet-fast"])
 def test_shipped_configs_keep_odd_sizes(config_name):
     torch.manual_seed(0)
     model = RRANet(load_model_config(config_name)).eval()
@@ -42,6 +45,32 @@ def test_any_size_is_padded_and_cropped(model, shape):
         for scale, attention in enumerate(maps):
             assert attention.shape == (batch, 1, -(-height // 2**scale), -(-width // 2**scale))
             assert attention.min() >= 0 and attention.max() <= 1
+
+
+def test_an_unshuffled_model_works_on_image_blocks_and_adds_its_rain_at_full_resolution(
+    tiny_config, sample_pair
+):
+    """unshuffle 2: every stage sees [I, L, B_{t-1}] as 2x2 blocks of channels, its attention maps are at a
+    half of each scale's size, and B_t = I + R_t with R_t shuffled back to the frame's pixels."""
+    torch.manual_seed(0)
+    model = RRANet(dataclasses.replace(tiny_config, unshuffle=2)).eval()
+    assert model.config.size_multiple == 16
+    rainy = sample_pair[0][..., :37, :53]  # odd: padded to 48 x 64 inside
+    stem_inputs, rain_layers = [], []
+    model.stem.register_forward_pre_hook(lambda module, args: stem_inputs.append(args[0]))
+    model.head.register_forward_hook(lambda module, args, out: rain_layers.append(out))
+    with torch.inference_mode():
+        result = model(rainy, return_all=True)
+    assert all(stage.shape == rainy.shape for stage in result.stages)
+    padded = pad_to_multiple(rainy, 16)
+    first = torch.cat([padded, pad_to_multiple(result.rlcn, 16), padded], dim=1)
+    torch.testing.assert_close(stem_inputs[0], F.pixel_unshuffle(first, 2))  # channel order: [I, L, B]
+    for stage, rain_layer in zip(result.stages, rain_layers, strict=True):
+        assert rain_layer.shape[-3:] == (12, 24, 32)
+        torch.testing.assert_close(stage, (padded + F.pixel_shuffle(rain_layer, 2))[..., :37, :53])
+    for maps in result.attention:
+        for scale, attention in enumerate(maps):
+            assert attention.shape[-2:] == (-(-37 // 2 ** (scale + 1)), -(-53 // 2 ** (scale + 1)))
 
 
 def test_each_stage_adds_its_negative_rain_layer_to_the_input(model, sample_pair):

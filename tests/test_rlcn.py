@@ -1,4 +1,5 @@
-"""RLCN (Eq. 2), torch path, against a float64 NumPy reference; borders, flat images and bad arguments."""
+"""RLCN (Eq. 2), torch and OpenCV paths, against a float64 NumPy reference; borders, flat images, bad
+arguments."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import pytest
 import torch
 
 from tests.rlcn_reference import relative_error, rlcn_reference
-from vidderain.ops import rlcn, rlcn_torch
+from vidderain.ops import rlcn, rlcn_opencv, rlcn_torch
 
 TOLERANCE = 1e-5
+CPU_PATHS = pytest.mark.parametrize("rlcn_path", [rlcn_torch, rlcn_opencv], ids=["torch", "opencv"])
 
 
+@CPU_PATHS
 @pytest.mark.parametrize("window", [3, 7, 15])
 @pytest.mark.parametrize("shape", [(2, 3, 37, 53), (1, 3, 64, 48)])
-def test_matches_float64_reference_on_random_images(window, shape, rng):
+def test_matches_float64_reference_on_random_images(rlcn_path, window, shape, rng):
     image = rng.random(shape, dtype=np.float32)
-    output = rlcn_torch(torch.from_numpy(image), window, 0.03).numpy()
+    output = rlcn_path(torch.from_numpy(image), window, 0.03).numpy()
     reference = rlcn_reference(image, window, 0.03)
     assert output.dtype == np.float32 and np.isfinite(output).all()
     assert relative_error(output, reference) <= TOLERANCE
@@ -27,40 +30,45 @@ def test_matches_float64_reference_on_random_images(window, shape, rng):
     assert relative_error(output[..., border], reference[..., border]) <= TOLERANCE
 
 
+@CPU_PATHS
 @pytest.mark.parametrize("window", [3, 7, 15])
-def test_matches_reference_on_a_real_rainy_photo(window, sample_pair):
+def test_matches_reference_on_a_real_rainy_photo(rlcn_path, window, sample_pair):
     rainy, _ = sample_pair
-    output = rlcn_torch(rainy, window, 0.03).numpy()
+    output = rlcn_path(rainy, window, 0.03).numpy()
     assert relative_error(output, rlcn_reference(rainy.numpy(), window, 0.03)) <= TOLERANCE
 
 
-def test_smooth_bright_image_keeps_precision(rng):
+@CPU_PATHS
+def test_smooth_bright_image_keeps_precision(rlcn_path, rng):
     # A bright image with faint texture: E[x^2] - E[x]^2 cancels badly unless the values are centred.
     image = 0.9 + 0.002 * rng.random((1, 3, 40, 40), dtype=np.float32)
-    output = rlcn_torch(torch.from_numpy(image), 7, 1e-4).numpy()
+    output = rlcn_path(torch.from_numpy(image), 7, 1e-4).numpy()
     assert relative_error(output, rlcn_reference(image, 7, 1e-4)) <= 1e-4
 
 
+@CPU_PATHS
 @pytest.mark.parametrize("value", [0.0, 0.42, 1.0])
-def test_flat_image_gives_zero_not_nan(value):
-    output = rlcn_torch(torch.full((1, 3, 24, 31), value), 15, 0.03)
+def test_flat_image_gives_zero_not_nan(rlcn_path, value):
+    output = rlcn_path(torch.full((1, 3, 24, 31), value), 15, 0.03)
     assert torch.equal(output, torch.zeros_like(output))
 
 
-def test_rectification_keeps_only_brighter_than_neighbourhood_pixels():
+@CPU_PATHS
+def test_rectification_keeps_only_brighter_than_neighbourhood_pixels(rlcn_path):
     image = torch.full((1, 3, 21, 21), 0.5)
     image[..., 10, 10] = 0.9  # a bright dot: positive response
     image[..., 5, 5] = 0.1  # a dark dot: rectified to zero
-    output = rlcn_torch(image, 7, 0.03)
+    output = rlcn_path(image, 7, 0.03)
     assert (output[..., 10, 10] > 1).all()
     assert (output[..., 5, 5] == 0).all()
 
 
-def test_channels_are_normalised_independently(rng):
+@CPU_PATHS
+def test_channels_are_normalised_independently(rlcn_path, rng):
     image = rng.random((1, 3, 30, 30), dtype=np.float32)
     image[:, 1] *= 0.01  # a near-black channel keeps its own contrast
-    full = rlcn_torch(torch.from_numpy(image), 7, 1e-3)
-    alone = rlcn_torch(torch.from_numpy(image[:, 1:2].copy()), 7, 1e-3)
+    full = rlcn_path(torch.from_numpy(image), 7, 1e-3)
+    alone = rlcn_path(torch.from_numpy(image[:, 1:2].copy()), 7, 1e-3)
     torch.testing.assert_close(full[:, 1:2], alone)
 
 
@@ -72,18 +80,23 @@ def test_half_precision_input_is_computed_in_float32(rng):
     assert relative_error(output.numpy(), reference) <= TOLERANCE
 
 
-def test_auto_backend_on_cpu_is_the_torch_path(rng):
-    image = torch.from_numpy(rng.random((1, 3, 20, 20), dtype=np.float32))
-    assert torch.equal(rlcn(image, 5, 0.03), rlcn_torch(image, 5, 0.03))
+def test_auto_backend_on_cpu_is_the_opencv_path_and_agrees_with_torch(rng):
+    image = torch.from_numpy(rng.random((2, 3, 20, 20), dtype=np.float32))
+    output = rlcn(image, 5, 0.03)
+    assert torch.equal(output, rlcn_opencv(image, 5, 0.03))
+    torch.testing.assert_close(output, rlcn_torch(image, 5, 0.03), rtol=1e-5, atol=1e-5)
+    # the engine's channels-last frames give the same values
+    assert torch.equal(rlcn(image.contiguous(memory_format=torch.channels_last), 5, 0.03), output)
 
 
+@CPU_PATHS
 @pytest.mark.parametrize(
     ("shape", "window", "message"),
     [((3, 20, 20), 3, "(B, C, H, W)"), ((1, 3, 20, 20), 4, "odd"), ((1, 3, 6, 40), 15, "larger than 7")],
 )
-def test_bad_arguments_are_refused(shape, window, message):
+def test_bad_arguments_are_refused(rlcn_path, shape, window, message):
     with pytest.raises(ValueError, match=message):
-        rlcn_torch(torch.rand(shape), window, 0.03)
+        rlcn_path(torch.rand(shape), window, 0.03)
 
 
 @pytest.mark.parametrize("window", [3, 7, 15, 31])

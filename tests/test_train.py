@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import ROOT, SAMPLES, pipeline
 from vidderain.config import load_model_config
+from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb, write_rgb
 from vidderain.models import build_model
 from vidderain.weights import load_weights, read_metadata
@@ -212,3 +213,33 @@ def test_rain_free_crops_are_their_own_targets(tmp_path):
     wet = SyntheticPairs({"clean": str(SAMPLES / "clean")})
     rainy, clean = wet.batch(np.random.default_rng(0), 4, 64)
     assert all((r > c).any() for r, c in zip(rainy, clean, strict=True))  # screen blend only brightens
+
+
+def test_a_teacher_adds_its_output_as_a_second_target(tmp_path, identity_weights, sample_pair):
+    """Distillation (train.teacher): the step's loss is loss(student, clean) + weight x loss(student,
+    teacher's output); the identity teacher's output is the rainy crop itself, so the term is measurable."""
+    script = pipeline("train")
+    from tests.cli_helpers import TINY
+    from vidderain.metrics import WeightedLoss
+
+    rainy, clean = (image[..., :64, :96] for image in sample_pair)
+    torch.manual_seed(0)
+    student = build_model(TINY)
+    loss_fn = WeightedLoss({"ssim": 1.0, "l1": 1.0})
+    teacher, weight = script.load_teacher(
+        {"weights": str(identity_weights), "weight": 0.5}, torch.device("cpu")
+    )
+    assert weight == 0.5 and not any(parameter.requires_grad for parameter in teacher.parameters())
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    step = script.TrainingStep(student, optimizer, scaler, loss_fn, None, teacher, weight)
+    with torch.no_grad():
+        derained = student(rainy)
+        expected = loss_fn(derained, clean) + 0.5 * loss_fn(derained, rainy)
+        alone = loss_fn(derained, clean)
+    got = step(rainy, clean)
+    torch.testing.assert_close(got, expected)
+    assert abs(got.item() - alone.item()) > 1e-3  # the teacher's term is there
+
+    with pytest.raises(VidderainError, match="train.teacher needs exactly 'weights'"):
+        script.load_teacher({"weights": str(identity_weights)}, torch.device("cpu"))

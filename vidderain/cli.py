@@ -452,10 +452,12 @@ def command_info(args: argparse.Namespace) -> int:
         cupy_line = f"cupy {cupy.__version__}: " + (
             "RLCN runs as the CuPy kernel"
             if cupy_available()
-            else "installed, but no CUDA device: RLCN on torch"
+            else "installed, but no CUDA device: RLCN on OpenCV (CPU)"
         )
     except ImportError:
-        cupy_line = escape("cupy: not installed (pip install 'vidderain[gpu]'): RLCN on torch")
+        cupy_line = escape(
+            "cupy: not installed (pip install 'vidderain[gpu]'): RLCN on OpenCV (CPU) or torch (GPU)"
+        )
     console.print(cupy_line)
     console.print(escape(extras_line()))
 
@@ -471,7 +473,7 @@ def command_info(args: argparse.Namespace) -> int:
             f"{parameter_count(config) / 1e6:.2f} M",
             f"{flops_per_frame(config) / 1e9:.0f}",
             str(config.stages),
-            "-".join(map(str, config.widths)),
+            "-".join(map(str, config.widths)) + (f" at 1/{config.unshuffle}" if config.unshuffle > 1 else ""),
             f"k={config.rlcn_window} eps={config.rlcn_eps:g}",
             "shipped" if shipped else "none shipped",
         )

@@ -31,6 +31,9 @@ class ModelConfig:
     rlcn_window: int  # side of the square RLCN window (odd)
     rlcn_eps: float  # epsilon in Eq. 2, for intensities in [0, 1]
     lstm_kernel: int = 3  # ConvLSTM gate convolution size
+    # The U-Net runs at 1/unshuffle of the frame's resolution: pixel-unshuffle in, pixel-shuffle out (the
+    # residual I + R_t stays at full resolution), so wider convolutions on fewer pixels do the work.
+    unshuffle: int = 1
     description: str = ""
 
     @property
@@ -40,7 +43,7 @@ class ModelConfig:
     @property
     def size_multiple(self) -> int:
         """Inputs are padded to a multiple of this inside the model."""
-        return 2**self.downsamplings
+        return 2**self.downsamplings * self.unshuffle
 
     def architecture(self) -> dict[str, Any]:
         """The fields that weights depend on (everything but the name and description)."""
@@ -58,7 +61,8 @@ class ModelConfig:
     def summary(self) -> str:
         return (
             f"{self.name} (widths {list(self.widths)}, {self.stages} stages, "
-            f"RLCN window {self.rlcn_window}, eps {self.rlcn_eps:g})"
+            + (f"at 1/{self.unshuffle} resolution, " if self.unshuffle > 1 else "")
+            + f"RLCN window {self.rlcn_window}, eps {self.rlcn_eps:g})"
         )
 
 
@@ -121,6 +125,7 @@ def config_from_dict(raw: Any, where: str = "config", default_name: str = "custo
         rlcn_window=_odd_int(raw["rlcn_window"], "rlcn_window", where, minimum=3),
         rlcn_eps=float(eps),
         lstm_kernel=_odd_int(raw.get("lstm_kernel", 3), "lstm_kernel", where, minimum=1),
+        unshuffle=_positive_int(raw.get("unshuffle", 1), "unshuffle", where),
         description=description.strip(),
     )
 

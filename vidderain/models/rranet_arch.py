@@ -105,11 +105,11 @@ class ResidualBlock(nn.Module):
 class RLCNGuidedAttention(nn.Module):
     """RLCN-GAM (Eq. 3): additive attention from encoder, decoder and RLCN features at one scale."""
 
-    def __init__(self, channels: int, attention_channels: int) -> None:
+    def __init__(self, channels: int, attention_channels: int, rlcn_channels: int = IMAGE_CHANNELS) -> None:
         super().__init__()
         self.encoder_proj = conv1x1(channels, attention_channels)  # W_s
         self.decoder_proj = conv1x1(channels, attention_channels)  # W_s^D
-        self.rlcn_proj = conv3x3(IMAGE_CHANNELS, attention_channels)  # W_s^L
+        self.rlcn_proj = conv3x3(rlcn_channels, attention_channels)  # W_s^L
         self.score = conv1x1(attention_channels, 1)  # W_s^A
 
     def forward(
@@ -136,7 +136,12 @@ class RRANet(nn.Module):
         self.config = config
         widths = config.widths
         self.rlcn = RLCN(config.rlcn_window, config.rlcn_eps)
-        self.stem = conv3x3(3 * IMAGE_CHANNELS, widths[0])  # [I, L, B_{t-1}]
+        # With unshuffle f > 1 every stage works on pixel-unshuffled images (each f x f block of a plane as
+        # f^2 channels): I, L and B_t alike, so B_t = I + R_t holds there exactly as at full resolution
+        # (pixel shuffle is a permutation) and only the last B_N is shuffled back.
+        self.unshuffle = config.unshuffle
+        channels = IMAGE_CHANNELS * self.unshuffle**2
+        self.stem = conv3x3(3 * channels, widths[0])  # [I, L, B_{t-1}]
         self.encoders = nn.ModuleList(
             ResidualRecurrentBlock(widths[max(scale - 1, 0)], widths[scale], config.lstm_kernel)
             for scale in range(len(widths))
@@ -147,13 +152,13 @@ class RRANet(nn.Module):
             for scale in range(config.downsamplings)
         )
         self.attentions = nn.ModuleList(
-            RLCNGuidedAttention(widths[scale], config.attention_channels)
+            RLCNGuidedAttention(widths[scale], config.attention_channels, channels)
             for scale in range(config.downsamplings)
         )
         self.decoders = nn.ModuleList(
             ResidualBlock(2 * widths[scale], widths[scale]) for scale in range(config.downsamplings)
         )
-        self.head = conv1x1(widths[0], IMAGE_CHANNELS)  # negative rain layer R_t
+        self.head = conv1x1(widths[0], channels)  # negative rain layer R_t
 
     def forward(
         self, rainy: torch.Tensor, rlcn_image: torch.Tensor | None = None, return_all: bool = False
@@ -165,19 +170,20 @@ class RRANet(nn.Module):
         if rlcn_image is None:
             rlcn_image = self.rlcn(rainy)
         rlcn_image = rlcn_image.to(rainy.dtype)
-        image = self._pad(rainy)
-        rlcn_scales = [self._pad(rlcn_image)]
+        image = self._unshuffle(self._pad(rainy))
+        rlcn_scales = [self._unshuffle(self._pad(rlcn_image))]
         for _ in range(self.config.downsamplings - 1):
             rlcn_scales.append(F.avg_pool2d(rlcn_scales[-1], 2))
 
         states: list[LSTMState | None] = [None] * len(self.encoders)
         background = image
         stage_outputs, stage_attention = [], []
-        for _ in range(self.config.stages):
+        for stage in range(self.config.stages):
             background, attention = self._stage(image, rlcn_scales, background, states)
-            stage_outputs.append(background[..., :height, :width])
+            if return_all or stage == self.config.stages - 1:  # (shuffled back only where used)
+                stage_outputs.append(self._shuffle(background)[..., :height, :width])
             stage_attention.append(
-                [m[..., : -(-height // 2**s), : -(-width // 2**s)] for s, m in enumerate(attention)]
+                [self._crop_to_scale(m, s, height, width) for s, m in enumerate(attention)]
             )
         if return_all:
             return RRANetOutput(stage_outputs, stage_attention, rlcn_image)
@@ -211,6 +217,17 @@ class RRANet(nn.Module):
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad_to_multiple(x, self.config.size_multiple)
+
+    def _unshuffle(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
+
+    def _shuffle(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(x, self.unshuffle) if self.unshuffle > 1 else x
+
+    def _crop_to_scale(self, x: torch.Tensor, scale: int, height: int, width: int) -> torch.Tensor:
+        """Crop a map of U-Net scale ``scale`` to the frame's size there (the padding removed)."""
+        factor = self.unshuffle * 2**scale
+        return x[..., : -(-height // factor), : -(-width // factor)]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
