@@ -241,5 +241,5 @@ def test_a_teacher_adds_its_output_as_a_second_target(tmp_path, identity_weights
     torch.testing.assert_close(got, expected)
     assert abs(got.item() - alone.item()) > 1e-3  # the teacher's term is there
 
-    with pytest.raises(VidderainError, match="train.teacher needs exactly 'weights'"):
+    with pytest.raises(VidderainError, match=r"train\.teacher needs exactly 'weights'"):
         script.load_teacher({"weights": str(identity_weights)}, torch.device("cpu"))

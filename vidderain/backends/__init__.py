@@ -1,9 +1,10 @@
 """Inference backends: the runtimes that run RRANet, behind one interface, chosen by name.
 
 A backend takes a rainy batch and its RLCN image (computed beside the graph, with OpenCV on the CPU, to the
-reference's precision: vidderain.ops) and returns the derained batch. :class:`vidderain.inference.Derainer` owns one,
-so the engine, tiling, live preview and stills never see which runs. A new runtime is one module here that
-defines its ``BACKEND`` (a :class:`BackendSpec`), plus its line in ``BACKENDS`` (vidderain.registry).
+reference's precision: vidderain.ops) and returns the derained batch. :class:`vidderain.inference.Derainer`
+owns one, so the engine, tiling, live preview and stills never see which runs. A new runtime is one module
+here that defines its ``BACKEND`` (a :class:`BackendSpec`), plus its line in ``BACKENDS``
+(vidderain.registry).
 
 ``auto`` picks torch on CUDA, and OpenVINO on the CPU when it is installed (2.3x torch there), else torch.
 """

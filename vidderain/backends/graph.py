@@ -1,12 +1,12 @@
 """RRANet as an exported graph (ONNX) for the runtimes that take one: inputs, padding, disk cache.
 
-Two forms. ``vidderain export`` writes the whole model by default: the image in (N x 3 x H x W in [0, 1],
-any batch, height and width) and the derained image out, with RLCN (Eq. 2) inside the graph in float32
-(vidderain.ops.rlcn_float32_graph) and the model's padding to its size multiple: what a user deploys with
-ONNX Runtime, TensorRT or OpenVINO needs nothing else. The CPU backends here run the two-input form
-(``rlcn_input``): the rainy batch and its RLCN image, computed beside it in float64 (vidderain.ops), with height
-and width multiples of the size multiple (8; ``pad_to_multiple`` pads them first), so that graph holds no
-shape-dependent branch.
+Two forms. ``vidderain export`` writes the whole model by default: the image in (N x 3 x H x W in [0, 1], any
+batch, height and width) and the derained image out, with RLCN (Eq. 2) inside the graph in float32
+(vidderain.ops.rlcn_float32_graph) and the model's padding to its size multiple: what a user deploys with ONNX
+Runtime, TensorRT or OpenVINO needs nothing else. The CPU backends here run the two-input form
+(``rlcn_input``): the rainy batch and its RLCN image, computed beside it in float64 (vidderain.ops), with
+height and width multiples of the size multiple (8 for rranet-lite; ``pad_to_multiple`` pads them first), so
+that graph holds no shape-dependent branch.
 """
 
 from __future__ import annotations
