@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +25,6 @@ from vidderain.models import build_model
 from vidderain.models.cost import flops_per_frame
 from vidderain.weights import load_weights
 
-sys.path.insert(0, str(Path(__file__).parent))
 from bench_pipeline import DEFAULT_CLIP, decode_all, time_model
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -22,9 +20,7 @@ from vidderain.config import load_model_config
 from vidderain.inference import resolve_device
 from vidderain.metrics import WeightedLoss
 from vidderain.models import build_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from train import TrainingStep, training_precision
+from vidderain.training import TrainingStep, training_precision
 
 ROUNDS = 3  # alternations of the two precisions; each times ``repeats`` iterations
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import yaml
 
 from vidderain.data.paired import PRESETS, Pair, find_pairs, layout_from_spec
 from vidderain.data.training import PairedFolder
 from vidderain.errors import VidderainError
 from vidderain.inference import Derainer, load_model, resolve_device
 from vidderain.metrics import psnr_rgb, psnr_y, ssim_rgb, ssim_y
+from vidderain.training import load_train_config
 
 SHEET_HEIGHT = 160  # pixels per contact-sheet row
 
@@ -64,11 +64,7 @@ def score(name: str, rainy: np.ndarray, derained: np.ndarray, clean: np.ndarray)
 
 def validation_pairs_of(train_config: Path) -> list[Pair]:
     """The pairs a train config validates on: its ``data.paired`` holdout or validation folder."""
-    try:
-        spec = yaml.safe_load(train_config.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise VidderainError(f"cannot read train config {train_config}: {error}") from None
-    paired = ((spec or {}).get("data") or {}).get("paired")
+    paired = load_train_config(train_config).data.get("paired")
     if not paired:
         raise VidderainError(f"{train_config} has no paired data to validate on")
     pairs = PairedFolder(paired).validation

@@ -34,7 +34,6 @@ from vidderain.errors import VidderainError
 from vidderain.imageio import write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_video import (  # a sibling script, not a package
     SHEET_GAP,
     TABLE_SCALE,

@@ -44,11 +44,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-# Runs from a bare checkout (the GPU machine has no vidderain installed). ``train`` and ``keep`` import no
-# more of it than its errors (and OpenCV, which the package loads first): PyAV comes from the kit's wheels,
-# for train.py alone. ``pack`` imports what it reads the data with.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from vidderain.errors import VidderainError
+# Runs from a bare checkout (the GPU machine has no vidderain installed): ``train`` and ``keep`` import
+# nothing of the package (train.py, run with the checkout on PYTHONPATH, does); ``pack`` runs here and
+# imports what it reads the data with.
+
+
+class KitError(Exception):
+    """A one-line error of this script (``pack`` turns the package's own errors into these)."""
+
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "pipelines" / "train.py"
@@ -74,7 +77,7 @@ def encode_jpeg(image: np.ndarray, quality: int, max_side: int | None = None) ->
     params.append(cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
     if not ok:
-        raise VidderainError("cannot encode JPEG")
+        raise KitError("cannot encode JPEG")
     return data.tobytes()
 
 
@@ -104,7 +107,7 @@ def pack_paired(spec: dict[str, Any], kit: Path, files: dict[Path, bytes]) -> di
     from vidderain.imageio import read_rgb
 
     if spec.get("validation") or spec.get("rainy_half") or "layout" in spec:
-        raise VidderainError("the kit packs paired folders given by 'rainy'/'clean' patterns and a holdout")
+        raise KitError("the kit packs paired folders given by 'rainy'/'clean' patterns and a holdout")
     source = PairedFolder(spec)
     root = Path(spec["root"])
     for pair in (*source.pairs, *source.validation):
@@ -131,7 +134,7 @@ def pack_synthetic(
     from vidderain.imageio import read_rgb, to_uint8
 
     if spec.get("holdout"):
-        raise VidderainError("the kit packs synthetic sources without a holdout (validate on pairs)")
+        raise KitError("the kit packs synthetic sources without a holdout (validate on pairs)")
     folders = spec.get("clean") or []
     folders = [folders] if isinstance(folders, str) else folders
     photos = [
@@ -171,8 +174,16 @@ def thinned(items: list[tuple[Path, bytes]], budget: int) -> list[tuple[Path, by
 
 
 def pack(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    from train import load_train_config
+    from vidderain.errors import VidderainError
+
+    try:
+        return pack_kit(args)
+    except VidderainError as error:
+        raise KitError(str(error)) from None
+
+
+def pack_kit(args: argparse.Namespace) -> int:
+    from vidderain.training import load_train_config
 
     config = load_train_config(args.config)
     kit: Path = args.kit
@@ -202,9 +213,9 @@ def pack(args: argparse.Namespace) -> int:
     budget = limit - sum(map(len, files.values())) - 64 * 1024  # the config and manifests
     kept = thinned([*backgrounds, *frames], budget)
     if not kept and (backgrounds or frames):
-        raise VidderainError(f"the kit does not fit in {args.limit_mb:g} MB even without backgrounds")
+        raise KitError(f"the kit does not fit in {args.limit_mb:g} MB even without backgrounds")
     if frames and not any(target.parts[1] == "video" for target, _ in kept):
-        raise VidderainError("no video frame fits in the kit: lower --max-side or drop data.synthetic.video")
+        raise KitError("no video frame fits in the kit: lower --max-side or drop data.synthetic.video")
     files |= dict(kept) | wheels
     if "synthetic" in data:  # the folders of the backgrounds kept (each image folder is one level down)
         folders = {Path(*target.parts[:3]) for target, _ in kept if target.parts[1] == "clean"}
@@ -263,12 +274,10 @@ def read_parts(folder: Path) -> bytes:
         manifest = json.loads((folder / PARTS_MANIFEST).read_text())
         chunks = [(folder / name).read_bytes() for name in manifest["parts"]]
     except (OSError, ValueError, KeyError) as error:
-        raise VidderainError(f"cannot read the checkpoint parts in {folder}: {error}") from None
+        raise KitError(f"cannot read the checkpoint parts in {folder}: {error}") from None
     for (name, digest), chunk in zip(manifest["parts"].items(), chunks, strict=True):
         if hashlib.sha256(chunk).hexdigest() != digest:
-            raise VidderainError(
-                f"{folder / name} is damaged (its SHA-256 is not the one in {PARTS_MANIFEST})"
-            )
+            raise KitError(f"{folder / name} is damaged (its SHA-256 is not the one in {PARTS_MANIFEST})")
     return b"".join(chunks)
 
 
@@ -319,7 +328,7 @@ def keep(args: argparse.Namespace) -> int:
     """What came back (a train OUT folder) becomes the kit's starting point: its checkpoint parts."""
     source: Path = args.came_back
     if not (source / PARTS_MANIFEST).is_file():
-        raise VidderainError(f"no {PARTS_MANIFEST} in {source}: nothing to resume from")
+        raise KitError(f"no {PARTS_MANIFEST} in {source}: nothing to resume from")
     read_parts(source)  # whole and undamaged, before the kit's own parts are replaced
     resume = args.kit / "resume"
     shutil.rmtree(resume, ignore_errors=True)
@@ -403,7 +412,7 @@ def main() -> int:
     try:
         commands = {"pack": pack, "train": train, "keep": keep, "slim-wheel": slim_wheel}
         return commands[args.command](args)
-    except VidderainError as error:
+    except KitError as error:
         print(f"gpu_kit: error: {error}", file=sys.stderr)
         return 2
 

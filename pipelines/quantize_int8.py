@@ -20,14 +20,13 @@ import av
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import validation_pairs_of
-
 from vidderain.backends.graph import cached_onnx
 from vidderain.imageio import read_rgb
 from vidderain.inference import load_model
 from vidderain.metrics import psnr_y
 from vidderain.models.rranet_arch import pad_to_multiple
+
+from evaluate import validation_pairs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION_STEP = 5  # every 5th frame of the sample clip

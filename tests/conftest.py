@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -27,12 +27,14 @@ if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
 
 
 def pipeline(name: str) -> ModuleType:
-    """A script of pipelines/ imported as a module (they are scripts beside the package, not in it)."""
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
+    """A script of pipelines/ loaded as a module from its file (they are scripts beside the package, not
+    in it; what they share lives in the package)."""
+    if name not in sys.modules:  # (registered before it runs: its dataclasses look their module up there)
+        spec = importlib.util.spec_from_file_location(name, ROOT / "pipelines" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def image_tensor(path: Path) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, SAMPLES, pipeline
+from tests.conftest import ROOT, SAMPLES
 from vidderain.config import load_model_config
 from vidderain.errors import VidderainError
 from vidderain.imageio import read_rgb, write_rgb
@@ -119,12 +119,12 @@ def test_bad_training_data_is_one_line_error(tmp_path):
 
 
 def test_shipped_train_configs_are_valid():
-    load_train_config = pipeline("train").load_train_config
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
     from vidderain.data.synthesis import rain_kind
     from vidderain.data.training import ENTRY_KEYS, PairedFolder, SyntheticPairs
     from vidderain.metrics import WeightedLoss
+    from vidderain.training import load_train_config
 
     configs = sorted((ROOT / "configs" / "train").glob("*.yaml"))
     assert len(configs) >= 4
@@ -218,21 +218,19 @@ def test_rain_free_crops_are_their_own_targets(tmp_path):
 def test_a_teacher_adds_its_output_as_a_second_target(tmp_path, identity_weights, sample_pair):
     """Distillation (train.teacher): the step's loss is loss(student, clean) + weight x loss(student,
     teacher's output); the identity teacher's output is the rainy crop itself, so the term is measurable."""
-    script = pipeline("train")
     from tests.cli_helpers import TINY
     from vidderain.metrics import WeightedLoss
+    from vidderain.training import TrainingStep, load_teacher
 
     rainy, clean = (image[..., :64, :96] for image in sample_pair)
     torch.manual_seed(0)
     student = build_model(TINY)
     loss_fn = WeightedLoss({"ssim": 1.0, "l1": 1.0})
-    teacher, weight = script.load_teacher(
-        {"weights": str(identity_weights), "weight": 0.5}, torch.device("cpu")
-    )
+    teacher, weight = load_teacher({"weights": str(identity_weights), "weight": 0.5}, torch.device("cpu"))
     assert weight == 0.5 and not any(parameter.requires_grad for parameter in teacher.parameters())
     optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
-    step = script.TrainingStep(student, optimizer, scaler, loss_fn, None, teacher, weight)
+    step = TrainingStep(student, optimizer, scaler, loss_fn, None, teacher, weight)
     with torch.no_grad():
         derained = student(rainy)
         expected = loss_fn(derained, clean) + 0.5 * loss_fn(derained, rainy)
@@ -242,4 +240,4 @@ def test_a_teacher_adds_its_output_as_a_second_target(tmp_path, identity_weights
     assert abs(got.item() - alone.item()) > 1e-3  # the teacher's term is there
 
     with pytest.raises(VidderainError, match=r"train\.teacher needs exactly 'weights'"):
-        script.load_teacher({"weights": str(identity_weights)}, torch.device("cpu"))
+        load_teacher({"weights": str(identity_weights)}, torch.device("cpu"))
