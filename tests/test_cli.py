@@ -38,7 +38,7 @@ def test_info_lists_versions_device_and_configs():
     # The test extra pulls both in; without one, the line says how to get it.
     assert extras == "extras: serve (preview --serve): installed; ray (run FOLDER --ray): installed"
     script = (
-        "import sys; sys.modules['ray'] = None; from vidderain.cli import extras_line; print(extras_line())"
+        "import sys; sys.modules['ray'] = None; from vidderain.cli.info import extras_line; print(extras_line())"
     )
     alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stdout
     assert "ray (run FOLDER --ray): pip install 'vidderain[ray]'" in alone
@@ -166,7 +166,7 @@ def test_the_readme_lists_exactly_the_options_of_help(command):
 
 
 def test_the_plain_progress_line_counts_minutes_down_not_up():
-    from vidderain.cli import progress_line
+    from vidderain.cli.run import progress_line
 
     assert progress_line(29, 75, 1.4) == "progress: 29/75 frames (39%), 1.4 fps, about 0 min 33 s left"
     assert progress_line(10, 1000, 2.0) == "progress: 10/1000 frames (1%), 2.0 fps, about 8 min 15 s left"

@@ -11,7 +11,9 @@ from tests.conftest import ROOT
 from tests.media import ClipSpec, make_clip, read_video
 
 PARTS = (
-    "vidderain/cli.py",
+    "vidderain/cli/__init__.py",
+    "vidderain/cli/run.py",
+    "vidderain/training/trainer.py",
     "vidderain/live/preview.py",
     "vidderain/live/capture.py",
     "vidderain/engine/pipeline.py",

@@ -222,16 +222,29 @@ def run_video(
     return summary
 
 
-def _run(
+@dataclasses.dataclass
+class _Stages:
+    """A run's stages in order, with the ones its summary reads by name."""
+
+    stages: list[Stage]
+    decode: DecodeStage
+    infer: InferStage
+    temporal: TemporalStage | None
+    encode: EncodeStage
+    runner: DeviceRunner
+
+
+def _build_stages(
     job: VideoJob,
     source: InputVideo,
     derainer: Derainer,
     temp: Path,
-    on_progress: Callable[[int, int | None], None] | None,
-    warn: Callable[[str], None],
+    control: PipelineControl,
     interrupt: threading.Event | StopRequest,
-) -> RunSummary:
-    control = PipelineControl()
+    warn: Callable[[str], None],
+) -> _Stages:
+    """decode -> upload -> infer -> (temporal) -> encode, joined by bounded queues; the other streams'
+    packets (audio) go from decode to encode on a queue of their own."""
     frames = StageQueue(2 * job.batch, control)
     batches = StageQueue(1, control)  # one batch uploading while the model works on the previous one
     derained = StageQueue(2, control)
@@ -254,6 +267,21 @@ def _run(
     )
     encode = EncodeStage(fused, passthrough, source, temp, job.encode, control, interrupt)
     stages: list[Stage] = [decode, upload, infer, *([temporal] if temporal else []), encode]
+    return _Stages(stages, decode, infer, temporal, encode, runner)
+
+
+def _run(
+    job: VideoJob,
+    source: InputVideo,
+    derainer: Derainer,
+    temp: Path,
+    on_progress: Callable[[int, int | None], None] | None,
+    warn: Callable[[str], None],
+    interrupt: threading.Event | StopRequest,
+) -> RunSummary:
+    control = PipelineControl()
+    built = _build_stages(job, source, derainer, temp, control, interrupt, warn)
+    stages, encode = built.stages, built.encode
 
     started = time.perf_counter()
     for stage in stages:
@@ -268,24 +296,22 @@ def _run(
 
     if control.error is not None:
         raise control.error
-    reports = [
-        dataclasses.replace(stage.stats) for stage in stages
-    ]  # copies: the CUDA fix-up below edits one
-    if runner.cuda:  # the model's time is the device's, measured with CUDA events
-        model = next(report for report in reports if report.name == infer.stats.name)
-        model.busy_seconds = max(model.busy_seconds, runner.clock.seconds)
+    reports = [dataclasses.replace(stage.stats) for stage in stages]  # copies: the CUDA fix-up edits one
+    if built.runner.cuda:  # the model's time is the device's, measured with CUDA events
+        model = next(report for report in reports if report.name == built.infer.stats.name)
+        model.busy_seconds = max(model.busy_seconds, built.runner.clock.seconds)
     interrupted = interrupt.is_set()
     return RunSummary(
         output=partial_path(job.output) if interrupted else job.output,
         frames=encode.stats.frames,
         seconds=seconds,
         stages=reports,
-        corrupt_packets=decode.corrupt_packets,
-        repaired_timestamps=decode.repaired_timestamps,
+        corrupt_packets=built.decode.corrupt_packets,
+        repaired_timestamps=built.decode.repaired_timestamps,
         partial=interrupted,
-        truncated=decode.truncated,
+        truncated=built.decode.truncated,
         temporal=job.temporal,
-        temporal_frames=temporal.fusion.fused_frames if temporal else 0,
+        temporal_frames=built.temporal.fusion.fused_frames if built.temporal else 0,
     )
 
 
