@@ -198,7 +198,7 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
         snapshots = list(tmp_path.glob("vidderain-snapshot-*.png"))
         assert len(snapshots) == 1 and cv2.imread(str(snapshots[0])).shape == (96, 320, 3)
         summary = stderr.strip().splitlines()
-        assert any("derained" in line for line in summary)
+        assert any("derained" in line and " with tiny " in line for line in summary)  # names the model
         assert "snapshot:" in stderr  # and `q` ended the run long before --duration 30 (communicate above)
 
 

@@ -125,6 +125,7 @@ def test_the_mjpeg_stream_is_read_and_a_stalled_client_slows_nothing(long_clip, 
         assert status == 200 and kind == "image/jpeg"
         assert cv2.imdecode(np.frombuffer(snapshot, np.uint8), cv2.IMREAD_COLOR).shape == (HEIGHT, WIDTH, 3)
         assert get(f"{base}/stream.mjpg?view=sideways")[0] == 400
+        assert stats(base)["model"] == "tiny"  # the page names the model this run shows
 
         before_stall = p95_latency_over(base, 4.0)
         stalled = socket.socket()

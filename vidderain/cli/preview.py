@@ -125,7 +125,7 @@ def command_preview(args: argparse.Namespace) -> int:
     preview = Preview(options)  # checks the display, outputs, source and port before the model loads
     if preview.server is not None:
         err.print(f"serving {preview.server.url()} (stream: {preview.server.url('/stream.mjpg')})")
-    derainer, config_name = load_derainer(args, err, quiet)
+    derainer, config_name = load_derainer(args, err, quiet, live=True)
     summary = preview.run(derainer, args.stop)
     report = summary.to_dict()
     if args.json:
@@ -133,7 +133,8 @@ def command_preview(args: argparse.Namespace) -> int:
     elif not quiet:
         latency = report["latency_ms"]
         err.print(
-            f"derained {summary.derained} of {summary.captured} captured frames in {summary.seconds:.1f} s "
+            f"derained {summary.derained} of {summary.captured} captured frames with {config_name} "
+            f"in {summary.seconds:.1f} s "
             f"(in {report['fps_in']} fps, out {report['fps_out']} fps), dropped {summary.dropped}, "
             f"latency mean {latency['mean']} ms p95 {latency['p95']} ms, reconnects {summary.reconnects}"
         )

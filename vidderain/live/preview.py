@@ -160,6 +160,7 @@ class Preview:
                 f"-o and --record-input both name {options.output}: give each its own file or URL"
             )
         self.options = options
+        self.model_name = ""  # the model's config name, once run() has it
         self.source = LiveSource(options.source)
         self.source.open()
         self.control = PipelineControl()
@@ -221,6 +222,7 @@ class Preview:
         """Until the duration, the frame count, q/Esc, the end of a file, or ``stop`` (Ctrl-C, SIGTERM:
         the recordings are kept; a second signal abandons the frames still in flight)."""
         self.stop = stop or StopRequest()
+        self.model_name = derainer.model.config.name  # on the overlay: which model this run shows
         self._build(derainer)
         if self.options.window:
             # Create the window (and OpenCV's GUI toolkit) on this thread before any stage thread starts.
@@ -326,6 +328,7 @@ class Preview:
             "captured": self.capture.stats.frames,
             "derained": self.derained_count,
             "seconds": round(elapsed, 1),
+            "model": self.model_name,
         }
 
     def _compose(self, rainy: np.ndarray, derained: np.ndarray, figures: dict[str, Any]) -> np.ndarray:
@@ -335,7 +338,7 @@ class Preview:
             f"in {figures['fps_in']:.1f} fps  out {figures['fps_out']:.1f} fps",
             f"latency {figures['latency_ms']} ms  dropped {figures['dropped']}",
             # One line with the reconnects: the overlay stays three lines, off the picture's middle.
-            f"reconnects {figures['reconnects']}  temporal "
+            f"{self.model_name}  reconnects {figures['reconnects']}  temporal "
             + (f"on ({self.options.temporal} past)" if self.options.temporal else "off"),
         ]
         draw_overlay(picture, lines)
