@@ -49,6 +49,11 @@ def labelled(image: np.ndarray, label: str) -> np.ndarray:
     return panel
 
 
+def weights_label(weights: str) -> str:
+    path = Path(weights)
+    return "shipped" if path.parent.name == "pretrained" else path.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -58,7 +63,7 @@ def main() -> None:
     device = resolve_device("auto")
     models = [load_model(None, weights) for weights in args.weights] or [load_model()]
     derainers = [
-        (Derainer(m.model, device, "fp32"), f"{m.config.name} ({Path(m.weights).stem})") for m in models
+        (Derainer(m.model, device, "fp32"), f"{m.config.name} ({weights_label(m.weights)})") for m in models
     ]
     rows = []
     for name, what in ROWS:
