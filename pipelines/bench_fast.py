@@ -1,7 +1,8 @@
 """rranet-fast against rranet-lite on one machine, in one run: the model alone, the engine (`run`, temporal
 fusion off) and live preview of a file source, with each one's ratio to the first model.
 
-    python pipelines/bench_fast.py [--models rranet-lite rranet-fast] [--backend auto] [--rounds 2]
+    python pipelines/bench_fast.py [--models rranet-lite rranet-fast] [--backend auto] [--precision auto]
+        [--rounds 2]
 
 A model is a config name (its shipped weights, else random ones: speed does not depend on them) or a
 .safetensors file. The models alternate round after round, so the machine's other load falls on each
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     args = parser.parse_args()
 
     console = Console(width=140)  # the table whole, also when piped to a file
@@ -60,7 +62,7 @@ def main() -> None:
     derainers = {}
     for name in args.models:
         loaded = load_model(None, name) if name.endswith(".safetensors") else load_model(name)
-        derainers[name] = (Derainer(loaded.model, device, "auto", args.backend), loaded.weights)
+        derainers[name] = (Derainer(loaded.model, device, args.precision, args.backend), loaded.weights)
     frames = decode_all(args.clip, None)[0][:MODEL_FRAMES]
     height, width = frames[0].shape[:2]
     first = next(iter(derainers.values()))[0]
