@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +19,18 @@ from vidderain.imageio import read_rgb, to_float
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "images"
-# Graphs the CPU backends export go to a cache shared by this run's processes, not the user's ~/.cache.
-os.environ.setdefault("VIDDERAIN_CACHE", tempfile.mkdtemp(prefix="vidderain-test-cache-"))
+# Graphs the CPU backends export go to a cache shared by this run's processes, not the user's ~/.cache;
+# the process that made it (xdist's controller, whose workers inherit the variable) removes it at the end:
+# a run leaves up to 0.5 GB of exported and compiled graphs there.
+CREATED_CACHE = None
+if "VIDDERAIN_CACHE" not in os.environ:
+    CREATED_CACHE = os.environ["VIDDERAIN_CACHE"] = tempfile.mkdtemp(prefix="vidderain-test-cache-")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if CREATED_CACHE is not None:
+        shutil.rmtree(CREATED_CACHE, ignore_errors=True)
+
 # xdist runs one test process per CPU: torch's own threads in each would only fight the others for the
 # same cores (an overfitting test: 12 s alone, 43 s beside the other worker with two threads each).
 if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
