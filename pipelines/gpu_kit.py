@@ -186,6 +186,8 @@ def pack_kit(args: argparse.Namespace) -> int:
     from vidderain.training import load_train_config
 
     config = load_train_config(args.config)
+    if "unpaired" in config.data:
+        raise KitError("the kit packs paired and synthetic data, not data.unpaired (train it here)")
     kit: Path = args.kit
     # Paths in the kit's config: relative to the repository root when the kit is inside it (the device
     # tool carries it there), else absolute (a kit used on this machine, as the rehearsal test does).

@@ -31,6 +31,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if CREATED_CACHE is not None:
         shutil.rmtree(CREATED_CACHE, ignore_errors=True)
 
+
 # xdist runs one test process per CPU: torch's own threads in each would only fight the others for the
 # same cores (an overfitting test: 12 s alone, 43 s beside the other worker with two threads each).
 if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:

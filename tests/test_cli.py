@@ -38,7 +38,8 @@ def test_info_lists_versions_device_and_configs():
     # The test extra pulls both in; without one, the line says how to get it.
     assert extras == "extras: serve (preview --serve): installed; ray (run FOLDER --ray): installed"
     script = (
-        "import sys; sys.modules['ray'] = None; from vidderain.cli.info import extras_line; print(extras_line())"
+        "import sys; sys.modules['ray'] = None; "
+        "from vidderain.cli.info import extras_line; print(extras_line())"
     )
     alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stdout
     assert "ray (run FOLDER --ray): pip install 'vidderain[ray]'" in alone

@@ -241,3 +241,41 @@ def test_a_teacher_adds_its_output_as_a_second_target(tmp_path, identity_weights
 
     with pytest.raises(VidderainError, match=r"train\.teacher needs exactly 'weights'"):
         load_teacher({"weights": str(identity_weights)}, torch.device("cpu"))
+
+
+def test_crops_with_no_clean_frame_are_scored_against_the_teacher_alone(identity_weights, sample_pair):
+    """data.unpaired crops carry NaN targets: the clean term scores the labelled crops, the teacher all."""
+    from tests.cli_helpers import TINY
+    from vidderain.metrics import WeightedLoss
+    from vidderain.training import TrainingStep, load_teacher
+
+    rainy, clean = (image[..., :64, :96] for image in sample_pair)
+    rainy, clean = torch.cat([rainy, rainy]), torch.cat([clean, torch.full_like(clean, float("nan"))])
+    torch.manual_seed(0)
+    student = build_model(TINY)
+    loss_fn = WeightedLoss({"ssim": 1.0, "l1": 1.0})
+    teacher, _ = load_teacher({"weights": str(identity_weights), "weight": 1.0}, torch.device("cpu"))
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.0)
+    step = TrainingStep(
+        student, optimizer, torch.amp.GradScaler("cuda", enabled=False), loss_fn, None, teacher, 1.0
+    )
+    with torch.no_grad():
+        derained = student(rainy)
+        expected = loss_fn(derained[:1], clean[:1]) + loss_fn(derained, rainy)
+    got = step(rainy, clean)
+    assert torch.isfinite(got) and all(
+        torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None
+    )
+    torch.testing.assert_close(got, expected)
+
+
+def test_unpaired_data_without_a_teacher_is_refused(tmp_path):
+    from vidderain.training import load_train_config
+
+    config = tmp_path / "unpaired.yaml"
+    spec = {
+        "data": {"paired": {"root": str(SAMPLES), "layout": "rainy-clean"}, "unpaired": {"frames": ["x"]}}
+    }
+    config.write_text(yaml.safe_dump(spec))
+    with pytest.raises(VidderainError, match=r"data\.unpaired has no targets: it needs train\.teacher"):
+        load_train_config(config)

@@ -14,6 +14,7 @@ from vidderain.data.training import (
     MixedPairs,
     PairedFolder,
     SyntheticPairs,
+    UnpairedFrames,
     build_training_data,
     video_frames,
 )
@@ -324,3 +325,23 @@ def test_a_small_set_gets_its_share_and_the_rainiest_of_several_crops(tmp_path):
         PairedFolder({**spec, "sets": ["real"]})
     with pytest.raises(VidderainError, match=r"set 'c' in data\.paired is not a set of training pairs"):
         PairedFolder({**spec, "rainiest_of": {"c": 2}})
+
+
+def test_unpaired_rainy_frames_come_with_unknown_targets_and_the_validation_clip_stays_out(tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(ROOT / "samples" / "rainy_clip.mp4", clips / "street.mp4")
+    shutil.copy(ROOT / "samples" / "rainy_clip.mp4", clips / "held-out.mp4")
+    source = UnpairedFrames({"frames": [str(clips)], "every": 1.0, "exclude": ["held-out"]})
+    assert len(source.frames) == 3  # one clip's three seconds, the held-out clip's none
+    rainy, clean = source.batch(np.random.default_rng(0), 4, 64)
+    assert rainy.shape == clean.shape == (4, 64, 64, 3) and np.isfinite(rainy).all() and np.isnan(clean).all()
+    assert source.validation_pairs() == []
+    mixed = build_training_data(
+        {"paired": {"root": str(SAMPLES), "layout": "rainy-clean", "share": 0.5},
+         "unpaired": {"frames": [str(clips)], "share": 0.5}}, "test"
+    )  # fmt: skip
+    rainy, clean = mixed.batch(np.random.default_rng(1), 4, 64)
+    assert np.isfinite(clean[:2]).all() and np.isnan(clean[2:]).all()
+    with pytest.raises(VidderainError, match=r"data\.unpaired: folder not found"):
+        UnpairedFrames({"frames": [str(tmp_path / "nowhere")]})

@@ -11,7 +11,9 @@ it is given, so a batch depends on the seed and iteration number alone (see pipe
 - ``synthetic``: rain rendered over random crops of clean photographs (the bundled ones, or folders of
   images) and frames of clean videos (which keep their real compression), in one of the rain kinds of
   ``vidderain.data.synthesis``; then, sometimes, a JPEG or H.264 round trip of the rainy crop.
-- both: ``share`` of each says what fraction of every batch comes from it; and the ``pairs`` rain kind
+- ``unpaired``: rainy frames with no clean pair (real rain on video, real rainy photographs); their
+  targets are NaN, for a teacher to label (``train.teacher``: distillation).
+- several: ``share`` of each says what fraction of every batch comes from it; and the ``pairs`` rain kind
   moves the paired source's rain layers (``rainy - clean`` of its training pairs) onto the clean crops.
 """
 
@@ -81,10 +83,12 @@ def image_files(folders: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def video_frames(folder: str | Path, every_seconds: float) -> list[np.ndarray]:
+def video_frames(folder: str | Path, every_seconds: float, exclude: Iterable[str] = ()) -> list[np.ndarray]:
     """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB); a folder of
-    images instead of clips holds frames already taken so (the GPU kit packs them: pipelines/gpu_kit.py)."""
-    clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p))
+    images instead of clips holds frames already taken so (the GPU kit packs them: pipelines/gpu_kit.py).
+    Clips named (by stem) in ``exclude`` are left out."""
+    left_out = set(exclude)
+    clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p) and p.stem not in left_out)
     if not clips:
         stills = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if stills:
@@ -406,6 +410,42 @@ class PairedFolder:
             warnings.warn(f"{rainy} is smaller than the {patch}-pixel training patch: skipped", stacklevel=3)
 
 
+class UnpairedFrames:
+    """Crops of rainy frames that have no clean pair, with NaN targets: a teacher labels them (the training
+    step scores the clean target only where it is known). ``frames``: folders of clips (a frame each
+    ``every`` seconds) or of images; ``exclude``: clip names (stems) kept out, such as the validation's;
+    ``share`` when mixed."""
+
+    KEYS = ("frames", "every", "exclude", "share")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        reject_unknown_keys(spec, self.KEYS, "train config", "data.unpaired.")
+        folders = spec.get("frames") or []
+        if not folders:
+            raise VidderainError("data.unpaired needs 'frames': folders of rainy clips or images")
+        self.frames: list[np.ndarray] = []
+        for folder in map(Path, folders):
+            if not folder.is_dir():
+                raise VidderainError(f"data.unpaired: folder not found: {folder}")
+            self.frames += video_frames(folder, float(spec.get("every", 1.0)), spec.get("exclude") or [])
+
+    def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+        crops = []
+        for _ in range(size):
+            image = self.frames[rng.integers(len(self.frames))]
+            if min(image.shape[:2]) < patch:
+                raise VidderainError(f"a rainy frame of {image.shape[1]}x{image.shape[0]} is under the patch")
+            crops.append(to_float(aligned_crops((image,), patch, rng)[0]))
+        rainy = np.stack(crops)
+        return rainy, np.full_like(rainy, np.nan)  # no clean frame: the teacher's output is the target
+
+    def validation_pairs(self) -> ValidationPairs:
+        return []
+
+    def validation_groups(self) -> list[ValidationGroup]:
+        return []
+
+
 class MixedPairs:
     """A fixed share of every batch from each source (rounded per batch, the remainder to the last)."""
 
@@ -435,18 +475,20 @@ class MixedPairs:
 
 # The sources a data section may name, in the order they are built and fill a batch: paired first (the
 # synthetic source may render its rain layers, and it validates).
-SOURCES = ("paired", "synthetic")
+SOURCES = ("paired", "synthetic", "unpaired")
 
 
 def build_training_data(data: dict[str, Any], where: str) -> PairSource:
     """The source(s) a train config's ``data`` section names; a mix where it names more than one."""
     reject_unknown_keys(data, SOURCES, where, "data.")
     specs = {name: data[name] or {} for name in SOURCES if name in data}
-    if not specs:
+    if not {"paired", "synthetic"} & set(specs):
         raise VidderainError(f"{where}: 'data' needs 'paired', 'synthetic' or both")
     paired = PairedFolder(specs["paired"]) if "paired" in specs else None
     built: dict[str, PairSource] = {"paired": paired} if paired else {}
     if "synthetic" in specs:
         built["synthetic"] = SyntheticPairs(specs["synthetic"], paired)
+    if "unpaired" in specs:
+        built["unpaired"] = UnpairedFrames(specs["unpaired"])
     sources = [(source, float(specs[name].get("share", 1.0))) for name, source in built.items()]
     return sources[0][0] if len(sources) == 1 else MixedPairs(sources)

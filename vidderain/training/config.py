@@ -52,4 +52,8 @@ def load_train_config(path: Path) -> TrainConfig:
     data = raw.get("data") or {}
     if not isinstance(data, dict) or not {"paired", "synthetic"} & set(data):
         raise VidderainError(f"{path}: 'data' needs 'paired', 'synthetic' or both")
+    if "unpaired" in data and not train["teacher"]:
+        raise VidderainError(
+            f"{path}: data.unpaired has no targets: it needs train.teacher to label its frames"
+        )
     return TrainConfig(raw.get("name", path.stem), raw.get("model", "rranet-lite"), data, train)

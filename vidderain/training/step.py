@@ -36,7 +36,7 @@ class TrainingStep:
     """One optimiser step: the forward pass under ``precision``'s autocast, the loss in float32, loss
     scaling where ``scaler`` is enabled (fp16 on CUDA). pipelines/bench_train.py times this same step.
     With a ``teacher``, its output is a second target: loss(out, clean) + teacher_weight x loss(out,
-    teacher's out)."""
+    teacher's out), the first over the crops whose clean frame is known."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -52,7 +52,13 @@ class TrainingStep:
             if self.teacher is not None:
                 with torch.no_grad():
                     taught = self.teacher(rainy).float().clamp(0, 1)
-        loss = self.loss_fn(derained.float(), clean)
+        # Crops with no clean frame (data.unpaired) have NaN targets: the clean term scores the others.
+        labelled = torch.isfinite(clean).flatten(1).all(1)
+        loss = derained.new_zeros((), dtype=torch.float32)
+        if labelled.all():
+            loss = self.loss_fn(derained.float(), clean)
+        elif labelled.any():
+            loss = self.loss_fn(derained[labelled].float(), clean[labelled])
         if self.teacher is not None:
             loss = loss + self.teacher_weight * self.loss_fn(derained.float(), taught)
         self.optimizer.zero_grad(set_to_none=True)
