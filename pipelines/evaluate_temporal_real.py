@@ -24,7 +24,6 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from evaluate_real import psnr  # a sibling script, not a package
 
 from vidderain.data.time_pairs import (
     TimePairSettings,
@@ -40,6 +39,8 @@ from vidderain.engine.fusion import TemporalSettings, fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float
 from vidderain.inference import Derainer, load_model, resolve_device
+
+from evaluate_real import psnr  # a sibling script, not a package
 
 
 def middle_run(path: Path, count: int) -> list[np.ndarray]:
