@@ -128,8 +128,15 @@ def main() -> int:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", type=Path, help="folder that keeps the rendered and derained frames")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fusion settings to change (TemporalSettings)",
+    )
     args = parser.parse_args()
-    settings = TemporalSettings(radius=args.radius)
+    settings = TemporalSettings(radius=args.radius).changed(args.set)
     derainer = None
     print("| clip | rain | PSNR-Y input | off | on | on - off | flicker x1000: off | on | ms a frame |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

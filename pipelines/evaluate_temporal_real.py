@@ -88,9 +88,16 @@ def main() -> int:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", type=Path, help="folder that keeps the derained frames")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fusion settings to change (TemporalSettings)",
+    )
     args = parser.parse_args()
     pair_settings = TimePairSettings()
-    settings = TemporalSettings(radius=args.radius)
+    settings = TemporalSettings(radius=args.radius).changed(args.set)
     derainer = None
     half = args.median // 2
     print(
