@@ -174,3 +174,43 @@ def test_the_plain_progress_line_counts_minutes_down_not_up():
     assert progress_line(5, None, 1.0) == "progress: 5 frames, 1.0 fps"
     assert progress_line(1, 60, 1 / 1.01).endswith("about 1 min 0 s left")  # 59.59 s, not '0 min 60 s'
     assert progress_line(0, 60, 0.0) == "progress: 0/60 frames (0%), 0.0 fps"
+
+
+def test_preview_on_a_cpu_runs_the_fast_model_once_its_weights_ship(tmp_path, monkeypatch):
+    """With rranet-fast's weights shipped, preview on a CPU runs it unless --config or --weights says
+    otherwise, and run keeps the default model but names the faster one; with none shipped, nothing
+    changes. (Weights made here stand in for the shipped file.)"""
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    import vidderain.inference
+    import vidderain.weights
+    from vidderain.cli.common import load_derainer
+    from vidderain.config import load_model_config
+    from vidderain.interrupt import StopRequest
+    from vidderain.models import build_model
+
+    fast = vidderain.weights.save_weights(
+        build_model(load_model_config("rranet-fast")), tmp_path / "rranet-fast.safetensors", {}
+    )
+    real = vidderain.weights.pretrained_path
+
+    def choose(config: str | None, live: bool) -> tuple[str, str]:
+        args = argparse.Namespace(
+            config=config, weights=None, device="cpu", precision="auto", backend="torch", stop=StopRequest()
+        )
+        messages = io.StringIO()
+        _, name = load_derainer(args, Console(file=messages, width=200), quiet=False, live=live)
+        return name, messages.getvalue()
+
+    assert choose(None, live=True)[0] == "rranet-lite"  # nothing ships for rranet-fast: no change
+    shipped = lambda name: fast if name == "rranet-fast" else real(name)  # noqa: E731
+    monkeypatch.setattr(vidderain.weights, "pretrained_path", shipped)
+    monkeypatch.setattr(vidderain.inference, "pretrained_path", shipped)
+    name, said = choose(None, live=True)
+    assert name == "rranet-fast" and "rranet-fast on the CPU" in said and "--config rranet-lite" in said
+    name, said = choose(None, live=False)
+    assert name == "rranet-lite" and "--config rranet-fast is faster" in said
+    assert choose("rranet-lite", live=True)[0] == "rranet-lite"  # --config chooses
