@@ -113,6 +113,22 @@ def sheet(
     return np.vstack([rows, band, moving[:, : rows.shape[1]], band, darkened[:, : rows.shape[1]]])
 
 
+def add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """The fusion an evaluation runs: its radius, and settings changed from the shipped ones."""
+    parser.add_argument("--radius", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fusion settings to change (TemporalSettings)",
+    )
+
+
+def fusion_settings(args: argparse.Namespace) -> TemporalSettings:
+    return TemporalSettings(radius=args.radius).changed(args.set)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -124,19 +140,12 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--crf", type=int, default=23)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--radius", type=int, default=2)
+    add_fusion_options(parser)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", type=Path, help="folder that keeps the rendered and derained frames")
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fusion settings to change (TemporalSettings)",
-    )
     args = parser.parse_args()
-    settings = TemporalSettings(radius=args.radius).changed(args.set)
+    settings = fusion_settings(args)
     derainer = None
     print("| clip | rain | PSNR-Y input | off | on | on - off | flicker x1000: off | on | ms a frame |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -35,12 +35,13 @@ from vidderain.data.time_pairs import (
     time_pairs,
     usable,
 )
-from vidderain.engine.fusion import TemporalSettings, fuse_frames
+from vidderain.engine.fusion import fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float
 from vidderain.inference import Derainer, load_model, resolve_device
 
-from evaluate_real import psnr  # a sibling script, not a package
+from evaluate_real import psnr  # sibling scripts, not a package
+from evaluate_temporal import add_fusion_options, fusion_settings
 
 
 def middle_run(path: Path, count: int) -> list[np.ndarray]:
@@ -84,20 +85,13 @@ def main() -> int:
     parser.add_argument(
         "--median", type=int, default=9, help="rainy frames the plain median takes (default 9)"
     )
-    parser.add_argument("--radius", type=int, default=2)
+    add_fusion_options(parser)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", type=Path, help="folder that keeps the derained frames")
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fusion settings to change (TemporalSettings)",
-    )
     args = parser.parse_args()
     pair_settings = TimePairSettings()
-    settings = TemporalSettings(radius=args.radius).changed(args.set)
+    settings = fusion_settings(args)
     derainer = None
     half = args.median // 2
     print(
