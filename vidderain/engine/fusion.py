@@ -32,8 +32,9 @@ every frame, is still outvoted. It costs no latency (past frames only), so live 
 moves starts it anew. Where a pixel has been still for a few frames, a difference in one frame alone (a
 near, wide streak falling through) does not count as a change: one that stays a second frame does.
 
-``TemporalFusion`` is the algorithm on uint8 RGB frames (its per-pixel helpers: vidderain.engine.planes); vidderain.engine.temporal's ``TemporalStage`` runs
-it between the model and the encoder (vidderain.engine.pipeline, and live preview, causally).
+``TemporalFusion`` is the algorithm on uint8 RGB frames (its per-pixel helpers: vidderain.engine.planes);
+vidderain.engine.temporal's ``TemporalStage`` runs it between the model and the encoder
+(vidderain.engine.pipeline, and live preview, causally).
 """
 
 from __future__ import annotations
