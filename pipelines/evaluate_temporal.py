@@ -21,12 +21,15 @@ the per-frame result most: to show what fusion does to streaks and that a moving
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 
 from vidderain.data.rain import DownpourStyle, RainStyle
 from vidderain.engine.fusion import TemporalSettings, fuse_frames
@@ -118,15 +121,24 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--radius", type=int, default=2)
     parser.add_argument(
         "--set",
+        type=fusion_setting,
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="fusion settings to change (TemporalSettings)",
+        help="fusion settings to change (TemporalSettings; values as YAML)",
     )
 
 
+def fusion_setting(text: str) -> tuple[str, Any]:
+    """One ``KEY=VALUE`` of ``--set``: an unknown key is a one-line usage error."""
+    key, _, value = text.partition("=")
+    if key not in {field.name for field in dataclasses.fields(TemporalSettings)}:
+        raise argparse.ArgumentTypeError(f"unknown temporal setting '{key}'")
+    return key, yaml.safe_load(value)
+
+
 def fusion_settings(args: argparse.Namespace) -> TemporalSettings:
-    return TemporalSettings(radius=args.radius).changed(args.set)
+    return dataclasses.replace(TemporalSettings(radius=args.radius), **dict(args.set))
 
 
 def main() -> int:

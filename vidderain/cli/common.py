@@ -56,7 +56,7 @@ def cpu_live_choice(err: Console, quiet: bool, live: bool) -> str | None:
             err.print(f"{CPU_LIVE_CONFIG} on the CPU ({speed}); --config rranet-lite for the best quality")
         return CPU_LIVE_CONFIG
     if not quiet:
-        err.print(f"on the CPU, --config {CPU_LIVE_CONFIG} is faster at some quality: {speed}")
+        err.print(f"on the CPU, --config {CPU_LIVE_CONFIG} is faster, at some cost in quality: {speed}")
     return None
 
 

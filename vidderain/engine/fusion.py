@@ -39,7 +39,6 @@ vidderain.engine.temporal's ``TemporalStage`` runs it between the model and the 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections import deque
@@ -61,7 +60,6 @@ from vidderain.engine.planes import (
     shift_luma,
     squared_length,
 )
-from vidderain.errors import VidderainError
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 HAZE_MEDIAN = 5  # the widest median OpenCV takes on float images
@@ -118,18 +116,6 @@ class TemporalSettings:
     def delay(self) -> int:
         """Frames a result waits for: the later neighbours (none when causal)."""
         return 0 if self.causal else self.radius
-
-    def changed(self, items: list[str]) -> TemporalSettings:
-        """These settings with ``KEY=VALUE`` changes (the evaluation scripts' ``--set``), values as YAML."""
-        import yaml
-
-        changes = {}
-        for item in items:
-            key, _, value = item.partition("=")
-            if key not in self.__dataclass_fields__:
-                raise VidderainError(f"unknown temporal setting '{key}'")
-            changes[key] = yaml.safe_load(value)
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -289,7 +275,7 @@ class TemporalFusion:
         disagrees = self._choice_error(fused, background, still) > s.still_difference
         changed = disagrees
         last, self.disagreed = self.disagreed, (index, disagrees)
-        age = self.still_age if self.still_age is not None and self.still_age.shape == fused.shape else None
+        age = self.still_age  # (None wherever the background started anew, a new frame size included)
         if s.still_persistence and age is not None and last is not None and last[0] == index - 1:
             # Long still, and different in this frame alone: rain falling through (a car stays).
             changed = disagrees & (last[1] | (age < s.still_persistence))
