@@ -6,10 +6,13 @@ Runs, in order, each step within what is left of ``--budget`` seconds (default 8
 1. the GPU tests (``pytest -m gpu``);
 2. the RLCN kernel benchmark at 1080p against the bandwidth floor (pipelines/bench_rlcn.py);
 3. the engine (decode -> model -> encode, ``vidderain run``'s path) on synthetic clips at 640x360,
-   1280x720 and 1920x1080 for ``rranet-lite`` in fp16 and bf16 at batch 1, 4 and 8;
-4. live preview latency at 720p (a file played in real time, as a camera);
-5. the model alone at 720p, eager against ``torch.compile`` and CUDA graphs (fixed shape), fp16 batch 4;
-6. the RLCN kernel's edge sweep under ``compute-sanitizer`` (memcheck) when it is installed, on what is
+   1280x720 and 1920x1080 for ``rranet-lite`` in fp16 and bf16 at batch 1, 4 and 8; then the last of
+   them with temporal fusion on, as ``run`` does by default;
+4. temporal fusion at 1080p: numpy and OpenCV on the CPU against torch on the device (ms a frame, and
+   how far the two paths' frames are apart);
+5. live preview latency at 720p (a file played in real time, as a camera);
+6. the model alone at 720p, eager against ``torch.compile`` and CUDA graphs (fixed shape), fp16 batch 4;
+7. the RLCN kernel's edge sweep under ``compute-sanitizer`` (memcheck) when it is installed, on what is
    left: out-of-bounds reads show there even when outputs look right.
 A step that runs out of the budget says so in its place; every step's Markdown is printed when it ends.
 Prints a Markdown section for docs/benchmarks.md (date, device, command, tables). ``--device cpu`` with
@@ -31,10 +34,14 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import torch
 
 from vidderain.data.rain import RainRenderer, RainStyle, composite
 from vidderain.engine import EncodeOptions, VideoJob, run_video
+from vidderain.engine.fusion import DEFAULT_RADIUS, TemporalSettings, fuse_frames
+from vidderain.engine.planes import NumpyPlanes
+from vidderain.engine.planes_torch import TorchPlanes
 from vidderain.imageio import read_rgb, to_float, to_uint8
 from vidderain.inference import Derainer, load_model, resolve_device
 
@@ -45,7 +52,8 @@ QUICK_SIZES = {"96x64": (96, 64)}
 FRAMES, QUICK_FRAMES = 96, 6
 FPS = 25
 MODEL_REPEATS = 20
-STEPS = ("tests", "kernel", "engine", "live", "compile", "sanitizer")
+STEPS = ("tests", "kernel", "engine", "fusion", "live", "compile", "sanitizer")
+FUSION_FRAMES = 12
 
 
 class Budget:
@@ -145,7 +153,53 @@ def step_engine(budget: Budget, folder: Path, device: torch.device, sizes: dict,
                     f"| {name} | {precision} | {batch} | {summary.fps:.1f} | {summary.bottleneck} "
                     f"| {stages['model']:.1f} | {stages['encode']:.1f} |"
                 )
-    return [*lines, ""]
+    lines.append("")
+    if budget.left() > 10:  # `run`'s default: fusion on, here on the model's device
+        job = VideoJob(clip, folder / "out-fused.mp4", batch=batch, encode=EncodeOptions(), overwrite=True,
+                       temporal=DEFAULT_RADIUS)  # fmt: skip
+        summary = run_video(job, derainer)
+        lines += [
+            f"With temporal fusion (radius {DEFAULT_RADIUS}, `run`'s default), {name} {precision} batch "
+            f"{batch}: {summary.fps:.1f} fps, bottleneck {summary.bottleneck}",
+            "",
+        ]
+    return lines
+
+
+def step_fusion(budget: Budget, folder: Path, device: torch.device, size: tuple[int, int]) -> list[str]:
+    """Temporal fusion of a rainy clip's frames (the model's output stood in for by a blur of them: the
+    fusion's work does not depend on what the model removed), on both paths, timed apart."""
+    import cv2
+
+    clip = make_clip(folder / "fusion.mp4", *size, FUSION_FRAMES)
+    with av.open(str(clip)) as container:
+        rainy = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    derained = [cv2.GaussianBlur(image, (0, 0), 1.0) for image in rainy]
+    rows, frames = [], {}
+    for name, planes in (("numpy + OpenCV, CPU", NumpyPlanes()), (f"torch, {device}", TorchPlanes(device))):
+        if budget.left() < 10:
+            rows.append(f"| {name} | (out of time) | |")
+            continue
+        fuse_frames(rainy[:3], derained[:3], TemporalSettings(), planes)  # warm-up (kernels, threads)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        frames[name] = fuse_frames(rainy, derained, TemporalSettings(), planes)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - started) / len(rainy)
+        rows.append(f"| {name} | {seconds * 1000:.1f} | {1 / seconds:.1f} |")
+    lines = [f"### Temporal fusion, {size[0]}x{size[1]}, radius 2, {FUSION_FRAMES} frames", "",
+             "| path | ms a frame | fps |", "| --- | --- | --- |", *rows, ""]  # fmt: skip
+    if len(frames) == 2:
+        first, second = (torch.from_numpy(np.stack(out)).int() for out in frames.values())
+        difference = (first - second).abs()
+        lines += [
+            f"Frames apart: mean {difference.float().mean():.4f} levels, max {int(difference.max())}, over 1 "
+            f"level on {float((difference > 1).float().mean()):.2e} of the values.",
+            "",
+        ]
+    return lines
 
 
 def step_live(
@@ -264,6 +318,8 @@ def main() -> int:
             precisions = ("fp16", "bf16") if cuda else ("fp32",)
             batches = (1, 2) if args.quick else (1, 4, 8)
             emit(step_engine(budget, folder, device, sizes, frames, precisions, batches))
+        if "fusion" in steps:
+            emit(step_fusion(budget, folder, device, (96, 64) if args.quick else SIZES["1920x1080"]))
         if "live" in steps:
             emit(step_live(budget, folder, device, size_720p, FPS if args.quick else FPS * 4))
         if "compile" in steps:

@@ -12,11 +12,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.cli_helpers import vidderain
 from tests.conftest import SAMPLES
 from tests.media import read_video
 from vidderain.engine.fusion import TemporalFusion, TemporalSettings
+from vidderain.engine.planes import NumpyPlanes, planes_for
+from vidderain.engine.planes_torch import TorchPlanes
 from vidderain.imageio import read_rgb
 
 HEIGHT, WIDTH = 96, 128
@@ -58,9 +61,12 @@ def rained(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 
 def fuse(
-    derained: list[np.ndarray], rainy: list[np.ndarray], settings: TemporalSettings | None = None
+    derained: list[np.ndarray],
+    rainy: list[np.ndarray],
+    settings: TemporalSettings | None = None,
+    planes: NumpyPlanes | TorchPlanes | None = None,
 ) -> list[np.ndarray]:
-    fusion = TemporalFusion(settings or TemporalSettings())
+    fusion = TemporalFusion(settings or TemporalSettings(), planes)
     out = [
         image
         for after, before in zip(derained, rainy, strict=True)
@@ -279,6 +285,50 @@ def test_causal_fusion_returns_each_frame_at_once_from_past_frames_only():
     assert fusion.flush() == []
     assert gains[0] == 0  # nothing before the first frame to fuse with
     assert min(gains[2:]) > 2, gains
+
+
+def matching_clips() -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Generated clips that take every branch: streaks and haze over a still scene (the neighbours' vote
+    and the still background), a slow pan (moved neighbours), a moving object (pixels left alone)."""
+    rng = np.random.default_rng(12)
+    still = scene("coffee")
+    hazy = []
+    for _ in range(8):
+        before, after = rained(still, rng)
+        hazy.append((np.clip(255 - (255 - before.astype(np.float32)) * 0.85, 0, 255).astype(np.uint8), after))
+    wide = read_rgb(SAMPLES / "clean" / "chelsea.png")
+    pan = [
+        rained(np.ascontiguousarray(wide[40 : 40 + HEIGHT, 10 + s : 10 + s + WIDTH]), rng) for s in range(8)
+    ]
+    moving = []
+    for index in range(8):
+        clean = scene("rocket").copy()
+        clean[30:60, 10 + 6 * index : 40 + 6 * index] = (20, 40, 200)
+        moving.append(rained(clean, rng))
+    return {name: tuple(map(list, zip(*pairs, strict=True))) for name, pairs in
+            (("still, haze", hazy), ("pan", pan), ("moving object", moving))}  # fmt: skip
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_torch_path_on_the_models_device_matches_numpy(device):
+    # The fusion's full-size arithmetic in torch (a GPU's run is not capped by a CPU stage) gives the frames
+    # numpy and OpenCV give, to within a level: the same sampling, openings and borders. A threshold a
+    # float's last bit tips may choose differently at a rare pixel; nowhere else may they differ.
+    assert isinstance(planes_for(torch.device("cpu")), NumpyPlanes)  # the faster path on the CPU (measured)
+    for name, (rainy, derained) in matching_clips().items():
+        for settings in (TemporalSettings(), TemporalSettings(causal=True)):
+            numpy_frames = fuse(derained, rainy, settings)
+            torch_frames = fuse(derained, rainy, settings, TorchPlanes(torch.device(device)))
+            difference = np.abs(np.stack(numpy_frames).astype(int) - np.stack(torch_frames))
+            assert (difference > 1).mean() < 1e-4 and difference.mean() < 0.005, (name, settings.causal)
+            changed = [not np.array_equal(a, b) for a, b in zip(numpy_frames, derained, strict=True)]
+            assert any(changed), name  # the fusion did work on this clip, so the match means something
 
 
 def write_clip(path, frames: list[np.ndarray], fps: int = 10) -> None:

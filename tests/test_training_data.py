@@ -184,6 +184,8 @@ def test_video_frames_are_sampled_at_the_asked_interval(tmp_path):
     read_back = video_frames(stills, 1.0)
     assert len(read_back) == 2
     assert all(np.array_equal(a, b) for a, b in zip(read_back, frames[:2], strict=True))
+    # An image named in ``exclude`` stays out, as a clip does (a held-out image shown in the model card).
+    assert [np.array_equal(a, frames[1]) for a in video_frames(stills, 1.0, exclude=["00000"])] == [True]
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no clips here")

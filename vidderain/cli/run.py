@@ -244,7 +244,7 @@ def print_summary(err: Console, summary) -> None:
             f"temporal fusion: {summary.temporal} frame(s) each side; {summary.temporal_frames} of "
             f"{summary.frames} frames changed (--temporal off: each frame as the model made it)"
         )
-        if summary.bottleneck == "temporal":  # a fast GPU at high resolution: the CPU fusion sets the pace
+        if summary.bottleneck == "temporal":  # the fusion (its flow on the CPU) slower than the model
             err.print("[yellow]temporal fusion set the pace; --temporal off runs at the model's[/yellow]")
     else:
         err.print("temporal fusion: off")

@@ -86,11 +86,13 @@ def image_files(folders: Iterable[str | Path]) -> list[Path]:
 def video_frames(folder: str | Path, every_seconds: float, exclude: Iterable[str] = ()) -> list[np.ndarray]:
     """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB); a folder of
     images instead of clips holds frames already taken so (the GPU kit packs them: pipelines/gpu_kit.py).
-    Clips named (by stem) in ``exclude`` are left out."""
+    Clips or images named (by stem) in ``exclude`` are left out."""
     left_out = set(exclude)
     clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p) and p.stem not in left_out)
     if not clips:
-        stills = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        stills = sorted(
+            p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in left_out
+        )
         if stills:
             return [read_rgb(path) for path in stills]
         raise VidderainError(f"no videos in {folder}")

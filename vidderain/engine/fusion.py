@@ -32,7 +32,9 @@ every frame, is still outvoted. It costs no latency (past frames only), so live 
 moves starts it anew. Where a pixel has been still for a few frames, a difference in one frame alone (a
 near, wide streak falling through) does not count as a change: one that stays a second frame does.
 
-``TemporalFusion`` is the algorithm on uint8 RGB frames (its per-pixel helpers: vidderain.engine.planes);
+``TemporalFusion`` is the algorithm on uint8 RGB frames. Its full-size arithmetic runs on the model's device
+(vidderain.engine.planes: numpy and OpenCV on the CPU, or planes_torch: torch on a GPU); the flow and the
+masks at the flow's width stay on the CPU.
 vidderain.engine.temporal's ``TemporalStage`` runs it between the model and the encoder
 (vidderain.engine.pipeline, and live preview, causally).
 """
@@ -51,15 +53,7 @@ import cv2
 import numpy as np
 
 from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
-from vidderain.engine.planes import (
-    UINT8_MAX,
-    luma,
-    middle_mean,
-    pixel_grid,
-    remap,
-    shift_luma,
-    squared_length,
-)
+from vidderain.engine.planes import UINT8_MAX, NumpyPlanes, pixel_grid, remap, squared_length
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 HAZE_MEDIAN = 5  # the widest median OpenCV takes on float images
@@ -120,24 +114,27 @@ class TemporalSettings:
 
 @dataclass
 class _Frame:
-    image: np.ndarray  # uint8 RGB, the model's output
+    image: np.ndarray  # uint8 RGB, the model's output, on the host
+    planes_image: Any  # the same on the planes' device
     small: np.ndarray  # uint8 grey at the flow width, thin bright lines taken out, blurred
     plain: np.ndarray  # float32 grey at the flow width as it is (thin bright lines kept), in [0, 1]
     item: Any  # what travels with the frame (its DecodedFrame)
-    luma: np.ndarray  # float32 Y of the model's output, in [0, 1]
-    rainy_luma: np.ndarray  # float32 Y of the model's input less the haze the model removed (its own where
+    luma: Any  # float32 Y of the model's output, in [0, 1] (a plane: vidderain.engine.planes)
+    rainy_luma: Any  # float32 Y of the model's input less the haze the model removed (its own where
     # the caller gives none)
     repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
 
 
 class TemporalFusion:
     """Feed the model's frames in order with ``push``; it returns the frames that are final, fused, in
-    order, each with its item. ``flush`` returns the rest at the end of the stream."""
+    order, each with its item. ``flush`` returns the rest at the end of the stream. ``planes`` does the
+    full-size arithmetic (``planes_for``: on the model's device)."""
 
-    def __init__(self, settings: TemporalSettings) -> None:
+    def __init__(self, settings: TemporalSettings, planes: Any = None) -> None:
         if settings.radius < 1:
             raise ValueError("temporal fusion needs a radius of at least 1")
         self.settings = settings
+        self.ops = planes or NumpyPlanes()
         self.frames: deque[_Frame] = deque()
         self.first = 0  # stream index of frames[0]
         self.pending = 0  # stream index of the next frame to emit
@@ -145,11 +142,11 @@ class TemporalFusion:
         self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[settings.flow_preset])
         self.fused_frames = 0  # frames where at least one pixel moved (for the summary)
         self.previous: tuple[int, np.ndarray] | None = None  # the last frame emitted: (index, image)
-        self.background: np.ndarray | None = None  # the still background's Y, full size, float32
+        self.background: Any = None  # the still background's Y, a full-size plane
         self.background_index = -1  # the frame it was last updated with
         # The frame before's disagreement with the background, and how long each pixel has been still.
-        self.disagreed: tuple[int, np.ndarray] | None = None
-        self.still_age: np.ndarray | None = None
+        self.disagreed: tuple[int, Any] | None = None
+        self.still_age: Any = None
 
     def push(
         self, image: np.ndarray, item: Any = None, rainy: np.ndarray | None = None
@@ -157,16 +154,19 @@ class TemporalFusion:
         ready: list[tuple[np.ndarray, Any]] = []
         if self.frames and image.shape != self.frames[0].image.shape:
             ready += self.flush()  # a new size (a reconnected camera): a new sequence
-        derained_luma = luma(image)
+        ops = self.ops
+        planes_image = ops.upload(image)
+        derained_luma = ops.luma(planes_image)
         if rainy is None or rainy.shape != image.shape:
             rainy_luma = derained_luma
         else:
-            rainy_luma = luma(rainy)
+            rainy_luma = ops.luma(ops.upload(rainy))
             rainy_luma = self._dehazed(rainy_luma, derained_luma) if self.settings.dehaze else rainy_luma
-        repeats = bool(self.frames) and bool(
-            np.mean(np.abs(rainy_luma - self.frames[-1].rainy_luma)) < self.settings.repeated_frame
+        repeats = bool(self.frames) and (
+            ops.mean_abs_difference(rainy_luma, self.frames[-1].rainy_luma) < self.settings.repeated_frame
         )
-        self.frames.append(_Frame(image, *self._small(image), item, derained_luma, rainy_luma, repeats))
+        small = self._small(image)
+        self.frames.append(_Frame(image, planes_image, *small, item, derained_luma, rainy_luma, repeats))
         while self.pending + self.settings.delay < self.first + len(self.frames):
             ready.append(self._emit(self.pending))
         self._forget()
@@ -189,10 +189,12 @@ class TemporalFusion:
             image = previous[1]  # a repeated frame comes out as its twin did: no flicker between them
             self.background_index = index if self.background_index == index - 1 else self.background_index
         else:
-            image = self._fuse(index)
+            fused = self._fuse(index)
             if self.settings.background:
-                image = self._still_background(index, image)
-            self.fused_frames += image is not frame.image
+                fused = self._still_background(index, fused)
+            changed = fused is not frame.planes_image
+            image = self.ops.download(fused) if changed else frame.image
+            self.fused_frames += changed
         self.previous = (index, image)
         return image, frame.item
 
@@ -231,18 +233,19 @@ class TemporalFusion:
         opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
         return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
 
-    def _dehazed(self, rainy: np.ndarray, derained: np.ndarray) -> np.ndarray:
+    def _dehazed(self, rainy: Any, derained: Any) -> Any:
         """Rainy Y less the smooth part of what the model took away (the haze of heavy rain lifts every
         pixel of every rainy frame: it would win a vote that streaks lose), its fine detail kept."""
         height, width = rainy.shape
-        removed = cv2.resize(rainy - derained, self._flow_size(height, width), interpolation=cv2.INTER_AREA)
+        small_width, small_height = self._flow_size(height, width)
+        removed = self.ops.downscale(rainy - derained, small_height, small_width)
         # A median takes out the streaks (sparse) and keeps the level of the rest: the haze, and detail the
         # model softened, which is as often above as below it (an opening would lean down there).
         removed = cv2.medianBlur(removed, HAZE_MEDIAN)
         haze = cv2.GaussianBlur(removed, (0, 0), self.settings.haze_sigma)
-        return rainy - cv2.resize(haze, (width, height), interpolation=cv2.INTER_LINEAR)
+        return rainy - self.ops.upscale(haze, height, width)
 
-    def _still_background(self, index: int, image: np.ndarray) -> np.ndarray:
+    def _still_background(self, index: int, image: Any) -> Any:
         """The fused frame with its still pixels brought to the running background, updated with it. A pixel
         is still when the camera is (the frame's median flow), it has not moved since the frame before
         (small flow, agreement on the opened grey), and it agrees with the background on the opened grey
@@ -250,8 +253,8 @@ class TemporalFusion:
         rain that covers a pixel in several frames of the window, or that the model leaves in every frame,
         is still outvoted by the frames before. Anything else (a moving object, a moving camera, a cut, a
         change of light) starts the background anew there from the fused value, and stays as fused."""
-        s = self.settings
-        fused = luma(image)
+        s, ops = self.settings, self.ops
+        fused = ops.luma(image)
         background, self.background = self.background, fused
         consecutive = self.background_index == index - 1 and index - 1 >= self.first
         self.background_index = index
@@ -270,7 +273,7 @@ class TemporalFusion:
         still &= np.abs(small_background - here.small) <= tolerance
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
         still = cv2.erode(still.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-        still = cv2.resize(still, fused.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        still = ops.to_full_size(still, *fused.shape)
         # Where it disagrees, something moved or changed: the background starts anew there.
         disagrees = self._choice_error(fused, background, still) > s.still_difference
         changed = disagrees
@@ -280,24 +283,22 @@ class TemporalFusion:
             # Long still, and different in this frame alone: rain falling through (a car stays).
             changed = disagrees & (last[1] | (age < s.still_persistence))
         still &= ~changed
-        self.still_age = np.where(still, (age if age is not None else 0) + 1, 0).astype(np.uint16)
-        if not still.any():
+        self.still_age = ops.as_int(ops.where(still, (age if age is not None else 0) + 1, 0))
+        if not ops.any(still):
             return image
         change = fused - background
-        updated = background + np.where(change > 0, s.rising, s.falling).astype(np.float32) * change
-        self.background = np.where(still, updated, fused)
+        updated = background + ops.where(change > 0, s.rising, s.falling) * change
+        self.background = ops.where(still, updated, fused)
         # Rain only brightens: a still pixel comes out no brighter than its background, and as it is where
         # darker (the background may still hold rain the frame is free of). A still camera still shivers:
         # an edge may be brighter by its slope times ``edge_jitter`` (a 3x3 Sobel is 8 times the slope).
-        slope = cv2.magnitude(cv2.Sobel(updated, -1, 1, 0, ksize=3), cv2.Sobel(updated, -1, 0, 1, ksize=3))
-        allowed = s.edge_jitter / 8 * slope
-        shift = np.where(still, np.minimum(updated + allowed - fused, 0.0), 0.0)
-        return shift_luma(image, shift)
+        allowed = s.edge_jitter / 8 * ops.slope(updated)
+        shift = ops.where(still, ops.minimum(updated + allowed - fused, 0.0), 0.0)
+        return ops.shift_luma(image, shift)
 
-    def _small_luma(self, plane: np.ndarray) -> np.ndarray:
+    def _small_luma(self, plane: Any) -> np.ndarray:
         """A full-size Y plane at the flow width, opened and blurred as ``_small`` makes a frame's grey."""
-        grey = np.clip(plane * UINT8_MAX, 0, UINT8_MAX).round().astype(np.uint8)
-        return self._small_grey(grey)[0].astype(np.float32)
+        return self._small_grey(self.ops.grey_uint8(plane))[0].astype(np.float32)
 
     def _flow(self, source: int, target: int) -> np.ndarray:
         """Flow from frame ``source`` to frame ``target`` at the flow width: where each pixel of the source
@@ -316,7 +317,7 @@ class TemporalFusion:
             if other != index and self.first <= other < self.first + len(self.frames):
                 yield other
 
-    def _aligned(self, index: int, other: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _aligned(self, index: int, other: int) -> tuple[Any, Any, Any] | None:
         """Two ways each pixel of frame ``index`` may be found in frame ``other``: *still*, at the same
         place (a still camera's background needs no flow, whose small errors would only cost it pixels), and
         *moved*, at the flow's match. Returns where still counts, the moved sampling map and where moved
@@ -349,49 +350,46 @@ class TemporalFusion:
         # uncovered background's edge is where a moving object would ghost.
         margin = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
 
-        def at_full_size(valid: np.ndarray) -> np.ndarray:
+        def at_full_size(valid: np.ndarray) -> Any:
             valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE)
-            return cv2.resize(valid, (full_width, full_height), interpolation=cv2.INTER_NEAREST).astype(bool)
+            return self.ops.to_full_size(valid, full_height, full_width)
 
-        scale = np.array([full_width / width, full_height / height], np.float32)
-        full_flow = cv2.resize(forward, (full_width, full_height), interpolation=cv2.INTER_LINEAR) * scale
-        return at_full_size(still_ok), pixel_grid(full_height, full_width) + full_flow, at_full_size(moved_ok)
+        moved_where = self.ops.sampling_map(forward, full_height, full_width)
+        return at_full_size(still_ok), moved_where, at_full_size(moved_ok)
 
-    def _choice_error(self, there: np.ndarray, here: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def _choice_error(self, there: Any, here: Any, valid: Any) -> Any:
         """How far an aligned neighbour's Y is from the frame's, thin streaks opened away; inf where that
         alignment does not count."""
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.choice_opening,) * 2)
-        error = cv2.morphologyEx(np.abs(there - here), cv2.MORPH_OPEN, kernel)
-        return np.where(valid, error, np.inf)
+        error = self.ops.open(self.ops.abs(there - here), self.settings.choice_opening)
+        return self.ops.where(valid, error, np.inf)
 
-    def _view(
-        self, index: int, other: int, removed_here: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _view(self, index: int, other: int, removed_here: Any) -> tuple[Any, Any, Any] | None:
         """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, -inf and +inf where
         they do not count (``_fuse``'s median then ignores them), and where they count; None where that is
         too little of the frame (``_aligned``)."""
-        s = self.settings
+        s, ops = self.settings, self.ops
         here, there = self.frames[index - self.first], self.frames[other - self.first]
         if (found := self._aligned(index, other)) is None:
             return None
         still_mask, moved_where, moved_mask = found
-        moved_luma = remap(there.luma, moved_where)
+        moved_luma = ops.remap(there.luma, moved_where)
         # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees: a
         # dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
         still_error = self._choice_error(there.luma, here.luma, still_mask)
         moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
         use_still = still_error <= moved_error + s.still_preference
-        mask = np.where(use_still, still_mask, moved_mask)
-        there_derained = np.where(use_still, there.luma, moved_luma)
-        there_rainy = np.where(use_still, there.rainy_luma, remap(there.rainy_luma, moved_where))
+        mask = ops.where(use_still, still_mask, moved_mask)
+        there_derained = ops.where(use_still, there.luma, moved_luma)
+        there_rainy = ops.where(use_still, there.rainy_luma, ops.remap(there.rainy_luma, moved_where))
         # Two views of one scene differ only by rain: a rainy difference the model removed no rain from, in
         # either frame, is a misalignment (texture a moving camera shifted by a pixel).
         rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
-        mask &= rain_removed | (np.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
-        return np.where(mask, there_derained, -np.inf), np.where(mask, there_rainy, np.inf), mask
+        mask &= rain_removed | (ops.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
+        return ops.where(mask, there_derained, -np.inf), ops.where(mask, there_rainy, np.inf), mask
 
-    def _fuse(self, index: int) -> np.ndarray:
-        s = self.settings
+    def _fuse(self, index: int) -> Any:
+        """The frame's fused image, on the planes' device (its own image where nothing moved)."""
+        s, ops = self.settings, self.ops
         here = self.frames[index - self.first]
         # Each frame offers two values a pixel: the model's (rain removed, detail a little softened) and the
         # rainy input's (detail intact, rain on top). Where a neighbour does not count, its pair is -inf
@@ -415,24 +413,26 @@ class TemporalFusion:
             masks.append(mask)
             sides.append(other > index)
         if len(masks) < s.min_valid:
-            return here.image
+            return here.planes_image
         # Fused only where enough neighbours count and, with neighbours on both sides, on both sides: what
         # an object uncovers is seen only after it, what it covers only before, while rain is gone on both.
-        enough = np.sum(masks, axis=0) >= s.min_valid
+        enough = ops.count(masks) >= s.min_valid
         if any(sides) and not all(sides):
             for side in (False, True):
-                enough &= np.any([mask for mask, later in zip(masks, sides, strict=True) if later == side], 0)
-        median = middle_mean(derained + rainy)
-        shift = np.where(enough, median - here.luma, 0.0)
+                enough &= ops.any_of(
+                    [mask for mask, later in zip(masks, sides, strict=True) if later == side]
+                )
+        median = ops.middle_mean(derained + rainy)
+        shift = ops.where(enough, median - here.luma, 0.0)
         # Only Y moves (rain has no colour); the frame's own colour stays.
-        return shift_luma(here.image, shift)
+        return ops.shift_luma(here.planes_image, shift)
 
 
 def fuse_frames(
-    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings
+    rainy: list[np.ndarray], derained: list[np.ndarray], settings: TemporalSettings, planes: Any = None
 ) -> list[np.ndarray]:
     """A whole clip through the fusion at once (the evaluation scripts): its frames, fused, in order."""
-    fusion = TemporalFusion(settings)
+    fusion = TemporalFusion(settings, planes)
     out = []
     for index, (before, after) in enumerate(zip(rainy, derained, strict=True)):
         out += [image for image, _ in fusion.push(after, index, rainy=before)]

@@ -261,7 +261,7 @@ def _build_stages(
     upload = BatchStage(frames, batches, runner, control)
     infer = InferStage(batches, derained, runner, control)
     temporal = (
-        TemporalStage(derained, fused, TemporalSettings(radius=job.temporal), control)
+        TemporalStage(derained, fused, TemporalSettings(radius=job.temporal), control, runner.device)
         if job.temporal
         else None
     )

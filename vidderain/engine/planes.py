@@ -1,9 +1,15 @@
-"""Per-pixel work on image planes for temporal fusion (vidderain.engine.fusion): the median of an even
-number of planes by a sorting network, sampling maps, and moving an RGB frame's luma."""
+"""Per-pixel work on full-size image planes for temporal fusion (vidderain.engine.fusion): the median of an
+even number of planes by a sorting network, sampling maps, openings, and moving an RGB frame's luma.
+
+``NumpyPlanes`` does it with numpy and OpenCV on the CPU; vidderain.engine.planes_torch's ``TorchPlanes``
+does the same arithmetic in torch on the model's device (a GPU's run is not capped by a CPU stage). The
+fusion writes its full-size work as Python operators plus these methods, so one algorithm runs on both;
+what stays at the flow's width (the flow, the small masks) is numpy and OpenCV on the CPU either way."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,3 +86,109 @@ def shift_luma(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def luma(image: np.ndarray) -> np.ndarray:
     """Y (BT.601) of uint8 RGB, as float32 in [0, 1]."""
     return image.astype(np.float32) @ (LUMA / UINT8_MAX)
+
+
+def ellipse(size: int) -> np.ndarray:
+    """OpenCV's elliptic structuring element of ``size`` x ``size`` (uint8 0/1)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def sobel_magnitude(plane: np.ndarray) -> np.ndarray:
+    """|gradient| by 3x3 Sobel (8 times the slope per pixel), edges reflected as OpenCV does."""
+    return cv2.magnitude(cv2.Sobel(plane, -1, 1, 0, ksize=3), cv2.Sobel(plane, -1, 0, 1, ksize=3))
+
+
+class NumpyPlanes:
+    """Full-size planes as float32 numpy arrays and masks as bool arrays, on the CPU."""
+
+    name = "numpy"
+
+    def upload(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def download(self, plane: Any) -> np.ndarray:
+        return plane
+
+    def luma(self, image: np.ndarray) -> np.ndarray:
+        return luma(image)
+
+    def grey_uint8(self, plane: np.ndarray) -> np.ndarray:
+        """A [0, 1] plane as uint8 on the host (what OpenCV's small-size work takes)."""
+        return np.clip(plane * UINT8_MAX, 0, UINT8_MAX).round().astype(np.uint8)
+
+    def mean_abs_difference(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean(np.abs(a - b)))
+
+    def where(self, condition: np.ndarray, a: Any, b: Any) -> np.ndarray:
+        chosen = np.where(condition, a, b)
+        return chosen.astype(np.float32) if chosen.dtype == np.float64 else chosen  # planes are float32
+
+    def abs(self, plane: np.ndarray) -> np.ndarray:
+        return np.abs(plane)
+
+    def maximum(self, a: np.ndarray, b: Any) -> np.ndarray:
+        return np.maximum(a, b)
+
+    def minimum(self, a: np.ndarray, b: Any) -> np.ndarray:
+        return np.minimum(a, b)
+
+    def any(self, mask: np.ndarray) -> bool:
+        return bool(mask.any())
+
+    def count(self, masks: list[np.ndarray]) -> np.ndarray:
+        """Per pixel, how many of the masks hold."""
+        return np.sum(masks, axis=0)
+
+    def any_of(self, masks: list[np.ndarray]) -> np.ndarray:
+        return np.any(masks, axis=0)
+
+    def zeros_int(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, np.uint16)
+
+    def as_int(self, plane: np.ndarray) -> np.ndarray:
+        return plane.astype(np.uint16)
+
+    def to_full_size(self, small: np.ndarray, height: int, width: int) -> np.ndarray:
+        """A small uint8 mask at full size (nearest), as bool."""
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    def upscale(self, small: np.ndarray, height: int, width: int) -> np.ndarray:
+        """A small float32 plane (or an (h, w, 2) field) at full size, bilinear."""
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def downscale(self, plane: np.ndarray, height: int, width: int) -> np.ndarray:
+        """A full-size float32 plane at (height, width) on the host, by pixel area."""
+        return cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA)
+
+    def sampling_map(self, small_flow: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Where each full-size pixel is found by a flow at the flow width: the flow resized and scaled."""
+        scale = np.array([width / small_flow.shape[1], height / small_flow.shape[0]], np.float32)
+        return pixel_grid(height, width) + self.upscale(small_flow, height, width) * scale
+
+    def remap(self, plane: np.ndarray, where: np.ndarray) -> np.ndarray:
+        return remap(plane, where)
+
+    def open(self, plane: np.ndarray, size: int) -> np.ndarray:
+        """Grey-level opening by an ellipse of ``size``: thin bright lines go, wider shapes stay."""
+        return cv2.morphologyEx(plane, cv2.MORPH_OPEN, ellipse(size))
+
+    def slope(self, plane: np.ndarray) -> np.ndarray:
+        return sobel_magnitude(plane)
+
+    def middle_mean(self, planes: list[np.ndarray]) -> np.ndarray:
+        return middle_mean(planes)
+
+    def shift_luma(self, image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        return shift_luma(image, shift)
+
+
+def planes_for(device: Any) -> Any:
+    """The planes the fusion computes with beside a model on ``device`` (a torch.device or its name):
+    numpy and OpenCV on the CPU (2.6x faster there than torch on the CPU: docs/benchmarks.md), torch on
+    the device itself elsewhere (a GPU's run is then not capped by a CPU stage)."""
+    import torch
+
+    from vidderain.engine.planes_torch import TorchPlanes
+
+    device = torch.device(device or "cpu")
+    return NumpyPlanes() if device.type == "cpu" else TorchPlanes(device)

@@ -11,6 +11,7 @@ import torch
 from vidderain.engine.device import HostBatch
 from vidderain.engine.fusion import TemporalFusion, TemporalSettings
 from vidderain.engine.infer import DerainedBatch
+from vidderain.engine.planes import planes_for
 from vidderain.engine.stage import END, PipelineControl, Stage, StageQueue
 
 __all__ = ["TemporalSettings", "TemporalStage"]
@@ -19,7 +20,8 @@ __all__ = ["TemporalSettings", "TemporalStage"]
 class TemporalStage(Stage):
     """Between the model and the encoder: each derained batch's frames go through TemporalFusion, and the
     frames it makes final go on as host batches (the encoder sees no difference). Files delay each frame
-    by ``radius`` frames; the end of the stream flushes the rest."""
+    by ``radius`` frames; the end of the stream flushes the rest. Its full-size arithmetic runs on
+    ``device``, the model's (vidderain.engine.planes.planes_for)."""
 
     def __init__(
         self,
@@ -27,11 +29,12 @@ class TemporalStage(Stage):
         fused: StageQueue,
         settings: TemporalSettings,
         control: PipelineControl,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__("temporal", control)
         self.derained = derained
         self.fused = fused
-        self.fusion = TemporalFusion(settings)
+        self.fusion = TemporalFusion(settings, planes_for(device))
 
     def work(self) -> None:
         for batch in self.derained:

@@ -206,7 +206,9 @@ class Preview:
         ]
         if options.temporal:
             settings = TemporalSettings(radius=options.temporal, causal=True)
-            self.stages.append(TemporalStage(from_model, self.derained, settings, self.control))
+            self.stages.append(
+                TemporalStage(from_model, self.derained, settings, self.control, runner.device)
+            )
         self.recorders = [
             open_sink(target, options.encode, self.source.rate, options.overwrite)
             for target in (options.output, options.record_input)
