@@ -122,7 +122,8 @@ def add_fusion_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         type=fusion_setting,
-        nargs="*",
+        nargs="+",
+        action="extend",  # repeated --set adds up, as does --set A=1 B=2
         default=[],
         metavar="KEY=VALUE",
         help="fusion settings to change (TemporalSettings; values as YAML)",
