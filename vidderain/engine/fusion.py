@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 from vidderain.config import TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
-from vidderain.engine.planes import UINT8_MAX, NumpyPlanes, pixel_grid, remap, squared_length
+from vidderain.engine.planes import UINT8_MAX, NumpyPlanes, ellipse, pixel_grid, remap, squared_length
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 HAZE_MEDIAN = 5  # the widest median OpenCV takes on float images
@@ -235,8 +235,7 @@ class TemporalFusion:
         size = self._flow_size(*grey.shape)
         if size != grey.shape[::-1]:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.settings.opening,) * 2)
-        opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
+        opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, ellipse(self.settings.opening))
         return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
 
     def _dehazed(self, rainy: Any, derained: Any) -> Any:

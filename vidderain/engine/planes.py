@@ -101,8 +101,6 @@ def sobel_magnitude(plane: np.ndarray) -> np.ndarray:
 class NumpyPlanes:
     """Full-size planes as float32 numpy arrays and masks as bool arrays, on the CPU."""
 
-    name = "numpy"
-
     def upload(self, image: np.ndarray) -> np.ndarray:
         return image
 
@@ -126,9 +124,6 @@ class NumpyPlanes:
     def abs(self, plane: np.ndarray) -> np.ndarray:
         return np.abs(plane)
 
-    def maximum(self, a: np.ndarray, b: Any) -> np.ndarray:
-        return np.maximum(a, b)
-
     def minimum(self, a: np.ndarray, b: Any) -> np.ndarray:
         return np.minimum(a, b)
 
@@ -141,9 +136,6 @@ class NumpyPlanes:
 
     def any_of(self, masks: list[np.ndarray]) -> np.ndarray:
         return np.any(masks, axis=0)
-
-    def zeros_int(self, shape: tuple[int, ...]) -> np.ndarray:
-        return np.zeros(shape, np.uint16)
 
     def as_int(self, plane: np.ndarray) -> np.ndarray:
         return plane.astype(np.uint16)

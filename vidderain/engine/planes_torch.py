@@ -20,8 +20,6 @@ from vidderain.imageio import LUMA
 class TorchPlanes:
     """Full-size planes as float32 tensors and masks as bool tensors on ``device``."""
 
-    name = "torch"
-
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.luma_weights = torch.as_tensor(LUMA / UINT8_MAX, dtype=torch.float32, device=device)
@@ -53,9 +51,6 @@ class TorchPlanes:
     def abs(self, plane: torch.Tensor) -> torch.Tensor:
         return plane.abs()
 
-    def maximum(self, a: torch.Tensor, b: Any) -> torch.Tensor:
-        return a.clamp(min=b) if not isinstance(b, torch.Tensor) else torch.maximum(a, b)
-
     def minimum(self, a: torch.Tensor, b: Any) -> torch.Tensor:
         return a.clamp(max=b) if not isinstance(b, torch.Tensor) else torch.minimum(a, b)
 
@@ -67,9 +62,6 @@ class TorchPlanes:
 
     def any_of(self, masks: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(masks).any(0)
-
-    def zeros_int(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.zeros(shape, dtype=torch.int32, device=self.device)
 
     def as_int(self, plane: torch.Tensor) -> torch.Tensor:
         return plane.to(torch.int32)
@@ -149,8 +141,10 @@ def _offsets(size: int) -> tuple[tuple[int, int], ...]:
     return tuple((int(y), int(x)) for y, x in zip(*np.nonzero(ellipse(size)), strict=True))
 
 
+@functools.cache
 def pixel_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
-    """(x, y) of every pixel, float32 (height, width, 2), on ``device``."""
+    """(x, y) of every pixel, float32 (height, width, 2), on ``device`` (made once a size, as
+    vidderain.engine.planes.pixel_grid is; nothing writes to it)."""
     ys, xs = torch.meshgrid(
         torch.arange(height, dtype=torch.float32, device=device),
         torch.arange(width, dtype=torch.float32, device=device),
