@@ -17,7 +17,7 @@ import torch
 from tests.cli_helpers import vidderain
 from tests.conftest import SAMPLES
 from tests.media import read_video
-from vidderain.engine.fusion import TemporalFusion, TemporalSettings
+from vidderain.engine.fusion import TemporalFusion, TemporalSettings, fuse_frames
 from vidderain.engine.planes import NumpyPlanes, planes_for
 from vidderain.engine.planes_torch import TorchPlanes
 from vidderain.imageio import read_rgb
@@ -66,13 +66,7 @@ def fuse(
     settings: TemporalSettings | None = None,
     planes: NumpyPlanes | TorchPlanes | None = None,
 ) -> list[np.ndarray]:
-    fusion = TemporalFusion(settings or TemporalSettings(), planes)
-    out = [
-        image
-        for after, before in zip(derained, rainy, strict=True)
-        for image, _ in fusion.push(after, rainy=before)
-    ]
-    return out + [image for image, _ in fusion.flush()]
+    return fuse_frames(rainy, derained, settings or TemporalSettings(), planes)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
