@@ -3,7 +3,7 @@
     python pipelines/measure_rain.py --pairs ../shared/data/pairs --out docs/rain-synthesis [--kind layered]
 
 The rain layer of a pair is ``rainy - clean`` (mean over RGB). For each layer this measures
-- coverage: the share of pixels brightened by more than RAIN_THRESHOLD;
+- coverage: the share of pixels brightened by more than RAIN_THRESHOLD (and by more than FAINT_THRESHOLD);
 - intensity: the 50th and 90th percentile of the brightening over covered pixels;
 - haze: the 10th percentile of the brightening over all pixels (a veil lifts even the gaps between streaks);
 - angle and angle spread: the streak direction (degrees from vertical) and the circular spread of the
@@ -14,7 +14,15 @@ Directions and sizes are measured on the layer blurred by ANTI_ALIAS_SIGMA (so w
 Renders use each pair's clean image with several random draws, so backgrounds match. Writes a Markdown
 table of medians and quartiles (real vs rendered), OUT.md, and a picture of real and rendered crops, OUT.jpg.
 Pairs listed with ``--exclude`` (the validation split) are not measured: the renderer is fitted on
-training pairs only. Kinds that move the pairs' own rain layers (``pairs``) render over each clean image
+training pairs only. ``--sets`` measures some sets only; where a set has ``mask/NAME.png`` (the time pairs of
+real clips: white where the camera sees a still scene), coverage and intensities count its white pixels only.
+``--recipe`` takes the kinds named in ``--kind`` from a train config's ``data.synthetic.rain`` entries (with
+their ranges), so a fitted entry is measured as it trains:
+
+    python pipelines/measure_rain.py --pairs data/time-pairs --sets realtime --kind layered real-faint \
+        --recipe configs/train/rranet-lite-stage24.yaml --out docs/rain-synthesis-real
+
+Kinds that move the pairs' own rain layers (``pairs``) render over each clean image
 the layers of the other pairs, never its own.
 """
 
@@ -25,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from vidderain.data.paired import PairLayout, find_pairs
 from vidderain.data.synthesis import needs_layers, rain_kind
@@ -34,7 +43,18 @@ RAIN_THRESHOLD = 0.05
 HALF = 0.5
 CROP = 160  # side of each crop in the picture
 ANTI_ALIAS_SIGMA = 1.0
-STATS = ("coverage", "intensity p50", "intensity p90", "haze p10", "angle", "angle spread", "length", "width")
+FAINT_THRESHOLD = 0.02  # video rain: most of it brightens by under RAIN_THRESHOLD
+STATS = (
+    "coverage",
+    "coverage 0.02",
+    "intensity p50",
+    "intensity p90",
+    "haze p10",
+    "angle",
+    "angle spread",
+    "length",
+    "width",
+)
 
 
 def streak_direction(layer: np.ndarray) -> tuple[float, float]:
@@ -76,19 +96,21 @@ def streak_extent(layer: np.ndarray, angle: float) -> tuple[float, float]:
     return half_width(upright[:, w // 2]), half_width(upright[h // 2, :])
 
 
-def measure(rainy: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+def measure(rainy: np.ndarray, clean: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
     layer = (rainy - clean).mean(axis=2).astype(np.float32)
-    covered = layer > RAIN_THRESHOLD
-    values = layer[covered] if covered.any() else np.zeros(1)
+    counted = layer if mask is None else layer[mask]
+    covered = counted > RAIN_THRESHOLD
+    values = counted[covered] if covered.any() else np.zeros(1)
     # A slight blur first: one-pixel streaks alias into stairs that bias directions towards the axes.
     smooth = cv2.GaussianBlur(np.clip(layer, 0, None), (0, 0), ANTI_ALIAS_SIGMA)
     angle, spread = streak_direction(smooth)
     length, width = streak_extent(smooth, angle)
     return {
         "coverage": float(covered.mean()),
+        "coverage 0.02": float((counted > FAINT_THRESHOLD).mean()),
         "intensity p50": float(np.percentile(values, 50)),
         "intensity p90": float(np.percentile(values, 90)),
-        "haze p10": float(np.percentile(layer, 10)),
+        "haze p10": float(np.percentile(counted, 10)),
         "angle": angle,
         "angle spread": spread,
         "length": length,
@@ -109,21 +131,41 @@ def main() -> None:
     parser.add_argument("--exclude", nargs="*", default=[], help="rainy paths under --pairs not to measure")
     parser.add_argument("--kind", nargs="+", default=["layered"], help="rain kinds to render")
     parser.add_argument("--draws", type=int, default=4, help="renders per clean image")
+    parser.add_argument("--sets", nargs="*", default=[], help="measure these sets only (default: all)")
+    parser.add_argument("--every", type=int, default=1, help="every Nth pair (time pairs are many)")
+    parser.add_argument("--recipe", type=Path, help="train config: its rain entries")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.md and OUT.jpg")
     args = parser.parse_args()
 
     pairs = find_pairs(args.pairs, PairLayout("{set}/rainy/{name}.png", "{set}/clean/{name}.png"))
+    if args.sets:
+        pairs = [p for p in pairs if p.rainy.relative_to(args.pairs).parts[0] in args.sets]
+    pairs = pairs[:: args.every]
     excluded = set(args.exclude)
     # Copies of an excluded pair under other names are excluded too (compared by pixels).
-    seen = {p.load()[1].tobytes() for p in pairs if p.rainy.relative_to(args.pairs).as_posix() in excluded}
-    loaded = []
+    excluded_cleans = {
+        p.load()[1].tobytes() for p in pairs if p.rainy.relative_to(args.pairs).as_posix() in excluded
+    }
+    seen: set[bytes] = set()
+    loaded, masks = [], []
     for pair in pairs:
         rainy, clean = pair.load()
-        if clean.tobytes() in seen or min(clean.shape[:2]) < CROP:
+        # Time pairs share their clip's clean frame: a pair is a copy only when its rain is the same too.
+        key = clean.tobytes() + rainy.tobytes()
+        if clean.tobytes() in excluded_cleans or key in seen or min(clean.shape[:2]) < CROP:
             continue
-        seen.add(clean.tobytes())
+        seen.add(key)
         loaded.append((to_float(rainy), to_float(clean)))
-    results = {"real pairs": [measure(rainy, clean) for rainy, clean in loaded]}
+        mask_path = pair.rainy.parent.parent / "mask" / pair.rainy.name
+        masks.append(cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE) > 127 if mask_path.exists() else None)
+    results = {
+        "real pairs": [
+            measure(rainy, clean, mask) for (rainy, clean), mask in zip(loaded, masks, strict=True)
+        ]
+    }
+    entries = {}
+    if args.recipe:
+        entries = yaml.safe_load(args.recipe.read_text())["data"]["synthetic"]["rain"]
     rng = np.random.default_rng(0)
     crops = {"real pairs": [rainy for rainy, _ in loaded]}
     layers = [rainy - clean for rainy, clean in loaded]
@@ -131,10 +173,12 @@ def main() -> None:
         renders = []
         for index, (_, clean) in enumerate(loaded):
             others = layers[:index] + layers[index + 1 :] if needs_layers(kind) else None
-            render = rain_kind(kind, layers=others)
-            renders += [(render(clean, rng), clean) for _ in range(args.draws)]
-        results[f"`{kind}` renders"] = [measure(wet, clean) for wet, clean in renders]
-        crops[f"`{kind}` renders"] = [wet for wet, _ in renders[:: args.draws]]
+            entry = dict(entries[kind]) if isinstance(entries.get(kind), dict) else {}
+            entry.pop("share", None)
+            render = rain_kind(entry.pop("kind", kind), entry, layers=others)
+            renders += [(render(clean, rng), clean, masks[index]) for _ in range(args.draws)]
+        results[f"`{kind}` renders"] = [measure(wet, clean, mask) for wet, clean, mask in renders]
+        crops[f"`{kind}` renders"] = [wet for wet, _, _ in renders[:: args.draws]]
 
     lines = [
         f"Rain layers (rainy - clean) of {len(loaded)} distinct training pairs and of renders over the same "

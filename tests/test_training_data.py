@@ -146,6 +146,30 @@ def test_layered_rain_is_dense_bright_and_near_vertical(rng):
         assert wet.shape == clean.shape and wet.dtype == np.float32 and wet.min() >= 0 and wet.max() <= 1
 
 
+def test_rain_fitted_to_real_clips_is_faint_sparse_and_noisy_as_its_recipe_says():
+    """The lite recipe's ``real-faint`` entry renders what video cameras film of rain (a few percent of the
+    pixels brightened, mostly by under 0.15), and its sensor noise has the sigma it is given."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "configs/train/rranet-lite-stage24.yaml").read_text())
+    entry = dict(recipe["data"]["synthetic"]["rain"]["real-faint"])
+    assert entry.pop("kind") == "layered" and entry.pop("share") > 0
+    clean = to_float(read_rgb(SAMPLES / "clean" / "astronaut.png"))
+    faint, benchmark = rain_kind("layered", entry), rain_kind("layered")
+    for seed in range(6):
+        layer = (faint(clean, np.random.default_rng(seed)) - clean).mean(axis=2)
+        heavy = (benchmark(clean, np.random.default_rng(seed)) - clean).mean(axis=2)
+        assert (layer > 0.05).mean() < 0.1 < (heavy > 0.05).mean(), seed
+        assert np.percentile(layer, 99) < 0.2 < np.percentile(heavy, 99), seed
+    grey = np.full((256, 256, 3), 0.5, np.float32)
+    noisy = rain_kind("layered", {"intensity": [0.0, 0.0], "veil": 0.0, "noise": [0.01, 0.01]})
+    wet = noisy(grey, np.random.default_rng(0))
+    assert 0.009 < (wet - grey).std() < 0.011
+    assert np.allclose(wet[..., 0], wet[..., 2])  # one value for R, G and B, as after a camera's demosaic
+    quiet = rain_kind("layered", {"intensity": [0.0, 0.0], "veil": 0.0})
+    assert np.allclose(quiet(grey, np.random.default_rng(0)), grey, atol=1e-6)
+
+
 def test_rain_measurements_recover_a_known_streak_direction_and_size():
     measure = pipeline("measure_rain").measure
     from vidderain.data.synthesis import streak_layer

@@ -122,6 +122,9 @@ class LayeredRain:
     veil: float = 0.35  # chance of rain accumulation: (clean + streaks) * t + A * (1 - t)
     veil_transmission: tuple[float, float] = (0.55, 0.95)  # t at its lowest over the crop
     veil_airlight: tuple[float, float] = (0.6, 1.0)
+    # Sensor noise on the rainy crop (sigma, 0..1 scale, one value for R, G and B): the time pairs' clean
+    # frame is a median over many frames, so real rainy frames carry noise their reference does not.
+    noise: tuple[float, float] = (0.0, 0.0)
 
 
 def _streak_kernel(length: float, angle_deg: float) -> np.ndarray:
@@ -196,6 +199,9 @@ def render_layered(
         transmission = _smooth_field(shape, rng, rng.uniform(*r.veil_transmission), 1.0)[..., None]
         airlight = rng.uniform(*r.veil_airlight) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
         wet = wet * transmission + np.clip(airlight, 0, 1) * (1 - transmission)
+    if r.noise[1] > 0:  # drawn only when asked, so the other configs' crops stay as they were
+        sigma = rng.uniform(*r.noise)
+        wet = wet + rng.normal(0.0, sigma, shape).astype(np.float32)[..., None]
     return np.clip(wet, 0, 1).astype(np.float32)
 
 
