@@ -170,6 +170,21 @@ def test_rain_fitted_to_real_clips_is_faint_sparse_and_noisy_as_its_recipe_says(
     assert np.allclose(quiet(grey, np.random.default_rng(0)), grey, atol=1e-6)
 
 
+def test_night_crops_are_dark_scenes_with_the_rain_over_them():
+    def batch(night):
+        spec = {"clean": str(SAMPLES / "clean"), "rain": {"layered": 1}, "night": night}
+        return SyntheticPairs(spec).batch(np.random.default_rng(5), 16, 64)
+
+    day_rainy, day_clean = batch({})
+    rainy, clean = batch({"probability": 1.0, "gain": [0.3, 0.3], "gamma": [2.0, 2.0]})
+    assert clean.mean() < 0.5 * day_clean.mean() and clean.max() <= 0.3 + 1e-6
+    # The rain is not darkened with the scene: it brightens the dark crops as much as the daylight ones.
+    assert (rainy - clean).mean() > 0.5 * (day_rainy - day_clean).mean() > 0
+    # At probability 0 nothing is drawn: a recipe without night gets the very crops it got before.
+    same_rainy, same_clean = batch({"probability": 0.0})
+    assert np.array_equal(same_rainy, day_rainy) and np.array_equal(same_clean, day_clean)
+
+
 def test_rain_measurements_recover_a_known_streak_direction_and_size():
     measure = pipeline("measure_rain").measure
     from vidderain.data.synthesis import streak_layer

@@ -127,7 +127,9 @@ class SyntheticPairs:
     layers of ``paired``, the config's paired source (loaded at once: for sets of hundreds of pairs, not
     SPA-Data's 600,000); ``jpeg`` and ``h264`` (``probability`` and a ``quality`` or ``crf`` range of a
     round trip of the rainy crop, so codec-blurred streaks are rain too); ``rain_free`` (the share of
-    crops left dry, so the model learns to leave dry footage alone).
+    crops left dry, so the model learns to leave dry footage alone); ``night`` (``probability``, and
+    ``gain`` and ``gamma`` ranges: the clean crop becomes ``gain * crop ** gamma`` before the rain, the
+    dark street under lamps where rain shows brightest, which daylight photographs never are).
     """
 
     KEYS = (
@@ -141,6 +143,7 @@ class SyntheticPairs:
         "jpeg",
         "h264",
         "rain_free",
+        "night",
         "share",
     )
 
@@ -186,6 +189,10 @@ class SyntheticPairs:
         self.h264_probability = float(h264.get("probability", 0.0))
         self.h264_crf = tuple(h264.get("crf", (18, 32)))
         self.rain_free = float(spec.get("rain_free", 0.0))
+        night = spec.get("night") or {}
+        self.night_probability = float(night.get("probability", 0.0))
+        self.night_gain = tuple(night.get("gain", (0.3, 0.7)))
+        self.night_gamma = tuple(night.get("gamma", (1.5, 2.5)))
 
     def _background(self, rng: np.random.Generator, patch: int) -> np.ndarray:
         pool = self.frames if self.video_share and rng.random() < self.video_share else self.photos
@@ -193,7 +200,11 @@ class SyntheticPairs:
         if min(image.shape[:2]) < patch:
             raise VidderainError(f"a clean image of {image.shape[1]}x{image.shape[0]} is under the patch")
         (crop,) = aligned_crops((image,), patch, rng)
-        return to_float(crop)
+        crop = to_float(crop)
+        if self.night_probability and rng.random() < self.night_probability:  # no draw at 0: as before
+            gain, gamma = rng.uniform(*self.night_gain), rng.uniform(*self.night_gamma)
+            crop = (gain * crop**gamma).astype(np.float32)
+        return crop
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
         rainy, clean = [], []
