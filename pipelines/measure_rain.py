@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from vidderain.data.paired import PairLayout, find_pairs
-from vidderain.data.synthesis import needs_layers, rain_kind
+from vidderain.data.synthesis import needs_layers, rain_entry, rain_kind
 from vidderain.imageio import to_float, to_uint8, write_rgb
 
 RAIN_THRESHOLD = 0.05
@@ -138,14 +138,15 @@ def main() -> None:
     args = parser.parse_args()
 
     pairs = find_pairs(args.pairs, PairLayout("{set}/rainy/{name}.png", "{set}/clean/{name}.png"))
-    if args.sets:
-        pairs = [p for p in pairs if p.rainy.relative_to(args.pairs).parts[0] in args.sets]
-    pairs = pairs[:: args.every]
     excluded = set(args.exclude)
-    # Copies of an excluded pair under other names are excluded too (compared by pixels).
+    # Copies of an excluded pair under other names are excluded too (compared by pixels), in any set and
+    # whether or not --every keeps the excluded pair itself.
     excluded_cleans = {
         p.load()[1].tobytes() for p in pairs if p.rainy.relative_to(args.pairs).as_posix() in excluded
     }
+    if args.sets:
+        pairs = [p for p in pairs if p.rainy.relative_to(args.pairs).parts[0] in args.sets]
+    pairs = pairs[:: args.every]
     seen: set[bytes] = set()
     loaded, masks = [], []
     for pair in pairs:
@@ -173,9 +174,8 @@ def main() -> None:
         renders = []
         for index, (_, clean) in enumerate(loaded):
             others = layers[:index] + layers[index + 1 :] if needs_layers(kind) else None
-            entry = dict(entries[kind]) if isinstance(entries.get(kind), dict) else {}
-            entry.pop("share", None)
-            render = rain_kind(entry.pop("kind", kind), entry, layers=others)
+            renders_kind, _, ranges = rain_entry(kind, entries.get(kind, {}))
+            render = rain_kind(renders_kind, ranges, layers=others)
             renders += [(render(clean, rng), clean, masks[index]) for _ in range(args.draws)]
         results[f"`{kind}` renders"] = [measure(wet, clean, mask) for wet, clean, mask in renders]
         crops[f"`{kind}` renders"] = [wet for wet, _, _ in renders[:: args.draws]]

@@ -121,8 +121,8 @@ def test_bad_training_data_is_one_line_error(tmp_path):
 def test_shipped_train_configs_are_valid():
     from vidderain.data.paired import layout_from_spec
     from vidderain.data.photos import PHOTOS
-    from vidderain.data.synthesis import rain_kind
-    from vidderain.data.training import ENTRY_KEYS, PairedFolder, SyntheticPairs
+    from vidderain.data.synthesis import rain_entry, rain_kind
+    from vidderain.data.training import PairedFolder, SyntheticPairs
     from vidderain.metrics import WeightedLoss
     from vidderain.training import load_train_config
 
@@ -140,9 +140,8 @@ def test_shipped_train_configs_are_valid():
             kinds = spec.get("rain", "streaks")
             kinds = {kinds: 1.0} if isinstance(kinds, str) else kinds
             for name, value in kinds.items():  # a share, or a share and the kind's ranges
-                value = value if isinstance(value, dict) else {}
-                ranges = {k: v for k, v in value.items() if k not in ENTRY_KEYS}
-                rain_kind(value.get("kind", name), ranges, layers=[np.zeros((8, 8, 3), np.float32)])
+                kind, _, ranges = rain_entry(name, value)
+                rain_kind(kind, ranges, layers=[np.zeros((8, 8, 3), np.float32)])
         WeightedLoss(config.train["loss"])
 
 

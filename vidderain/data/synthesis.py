@@ -44,7 +44,18 @@ RAIN_KINDS: Registry[RainKindSpec] = Registry(
     },
 )
 
-__all__ = ["RAIN_KINDS", "compress_h264", "compress_jpeg", "needs_layers", "rain_kind"]
+__all__ = ["RAIN_KINDS", "compress_h264", "compress_jpeg", "needs_layers", "rain_entry", "rain_kind"]
+
+ENTRY_KEYS = ("share", "kind")  # the keys of a rain entry that are not the kind's ranges
+
+
+def rain_entry(name: str, value: float | dict[str, Any]) -> tuple[str, float, dict[str, Any]]:
+    """A train config's ``data.synthetic.rain`` entry ``name: value`` as (the kind it renders, its share,
+    its ranges). A value is a share, or a mapping of its share and the ranges it renders with; an entry
+    named otherwise says which ``kind`` it renders, so one kind may appear twice with other ranges."""
+    entry = value if isinstance(value, dict) else {"share": value}
+    ranges = {key: v for key, v in entry.items() if key not in ENTRY_KEYS}
+    return str(entry.get("kind", name)), float(entry.get("share", 1.0)), ranges
 
 
 def needs_layers(name: str) -> bool:

@@ -32,7 +32,7 @@ from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec, matched_reference
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RainStyle, add_rain
-from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_kind
+from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_entry, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
@@ -110,9 +110,6 @@ def video_frames(folder: str | Path, every_seconds: float, exclude: Iterable[str
     return frames
 
 
-ENTRY_KEYS = ("share", "kind")  # the keys of a rain entry that are not the kind's ranges
-
-
 class SyntheticPairs:
     """Rain rendered over crops of clean photographs or video frames; ``holdout`` photos only validate.
 
@@ -168,20 +165,11 @@ class SyntheticPairs:
         self.video_share = float(spec.get("video_share", 0.0)) if self.frames else 0.0
         kinds = spec.get("rain", "streaks")
         kinds = {kinds: 1.0} if isinstance(kinds, str) else dict(kinds)
-        # A kind's value is its share, or a mapping of its share and the ranges it renders with; an entry
-        # named otherwise says which ``kind`` it renders, so one kind may appear twice with other ranges.
-        kinds = {
-            name: value if isinstance(value, dict) else {"share": value} for name, value in kinds.items()
-        }
-        wants_layers = any(needs_layers(value.get("kind", name)) for name, value in kinds.items())
+        entries = [rain_entry(name, value) for name, value in kinds.items()]
+        wants_layers = any(needs_layers(kind) for kind, _, _ in entries)
         layers = paired.rain_layers() if paired and wants_layers else None
-        self.kinds = [
-            rain_kind(
-                value.get("kind", name), {key: v for key, v in value.items() if key not in ENTRY_KEYS}, layers
-            )
-            for name, value in kinds.items()
-        ]
-        weights = np.array([float(value.get("share", 1.0)) for value in kinds.values()])
+        self.kinds = [rain_kind(kind, ranges, layers) for kind, _, ranges in entries]
+        weights = np.array([share for _, share, _ in entries])
         self.kind_weights = weights / weights.sum()
         jpeg, h264 = spec.get("jpeg") or {}, spec.get("h264") or {}
         self.jpeg_probability = float(jpeg.get("probability", 0.0))
