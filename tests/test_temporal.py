@@ -151,13 +151,39 @@ def test_rain_over_a_pixel_in_half_the_window_is_outvoted_by_the_background():
             before, after = brighten(before, drip, RAIN_LEVELS), brighten(after, drip, LEFT_LEVELS)
         rainy.append(before)
         derained.append(after)
-    neighbours = fuse(derained, rainy, TemporalSettings(background=False))
+    neighbours = fuse(derained, rainy, TemporalSettings(background=False, still_radius=0))
     background = fuse(derained, rainy)
     for index in range(6, 12, 2):  # the frames with the drip, once the background has seen a few
         left = [
             error(out[drip], clean[drip]) for out in (derained[index], neighbours[index], background[index])
         ]
         assert left[2] < 0.4 * left[0] and left[2] < 0.5 * left[1], (index, left)
+
+
+def test_a_still_cameras_longer_window_outvotes_rain_over_the_first_frames_and_adds_none():
+    # A streak held over one place for the first three frames of a still camera: in the first frames'
+    # 5-frame windows it is the majority, and the background has no past to outvote it with; the frames
+    # further on (``still_radius``) do. A frame without it gets none from the frames that have it.
+    rng = np.random.default_rng(12)
+    clean = scene("rocket")
+    held = np.zeros((HEIGHT, WIDTH), bool)
+    held[20:70, 60:62] = True
+    rainy, derained = [], []
+    for index in range(12):
+        before, after = rained(clean, rng)
+        if index < 3:
+            before, after = brighten(before, held, RAIN_LEVELS), brighten(after, held, LEFT_LEVELS)
+        rainy.append(before)
+        derained.append(after)
+    short = fuse(derained, rainy, TemporalSettings(still_radius=0))
+    longer = fuse(derained, rainy)
+    for index in range(2):
+        left = [error(out[held], clean[held]) for out in (derained[index], short[index], longer[index])]
+        assert left[1] > 0.5 * left[0] and left[2] < 0.2 * left[0], (index, left)
+    for index in range(3, 12):
+        assert error(longer[index][held], clean[held]) <= error(short[index][held], clean[held]) + 0.5
+    gains = [psnr(a, clean) - psnr(b, clean) for a, b in zip(longer, short, strict=True)]
+    assert min(gains) > -0.1, gains
 
 
 def test_wide_streaks_over_a_long_still_pixel_are_taken_out_and_what_stays_is_kept():

@@ -24,7 +24,10 @@ cut, a live stream's first frame) stay as the model made them. The rainy values 
 part of what the model removed from their frame (the haze of heavy rain lifts every pixel of every rainy
 frame, and would otherwise win the vote and come back half way).
 
-Still cameras (most live use) get a longer memory: a running background of each pixel that has not moved
+Still cameras (most live use) get a longer window: while the camera is still, frames out to
+``still_radius`` count too, at the same place, where they agree with the frame (no flow), their derained
+values voting with the near result, which they may only darken (rain only brightens). And a longer memory:
+a running background of each pixel that has not moved
 (the camera still, small flow from the frame before unless the frame is flat there, where the flow is
 noise, agreement with it and with the background on the opened grey and at full size). It falls fast from
 values well above it (rain only brightens) and follows smaller differences both ways, and a still pixel
@@ -70,6 +73,13 @@ class TemporalSettings:
     """The rule's parameters; the defaults are measured in docs/benchmarks.md ("Temporal fusion")."""
 
     radius: int = 2  # neighbours on each side (files), or before (causal)
+    still_radius: int = 6  # while the camera is still, frames out to this far on each side (before only when
+    # causal) count too, at the same place (no flow): a still background gets a longer window, so rain that
+    # covers a pixel in several frames is outvoted. 0: off. Real still cameras: 52% -> 57% of the rain
+    # removed (docs/benchmarks.md, "A longer window on still cameras")
+    still_brighter: float = 1 / UINT8_MAX  # ... where it comes out brighter than the near window's vote by
+    # more than this (rain, not noise), the near one stands: a longer window's median averages the noise
+    # down, but a place rained on in most of its frames would win it
     causal: bool = False  # past frames only: no frame waits for later ones (live preview)
     flow_width: int = 240  # optical flow on frames scaled down to at most this width (smoother: measured)
     flow_preset: str = "fast"  # OpenCV's DIS preset: ultrafast, fast (as good as medium here) or medium
@@ -113,9 +123,14 @@ class TemporalSettings:
     # is gone in a few frames; smaller differences (noise) move it at ``rising`` either way
 
     @property
+    def reach(self) -> int:
+        """How far a neighbour may be: the aligned ones, or the still camera's."""
+        return max(self.radius, self.still_radius)
+
+    @property
     def delay(self) -> int:
         """Frames a result waits for: the later neighbours (none when causal)."""
-        return 0 if self.causal else self.radius
+        return 0 if self.causal else self.reach
 
 
 @dataclass
@@ -195,9 +210,9 @@ class TemporalFusion:
             image = previous[1]  # a repeated frame comes out as its twin did: no flicker between them
             self.background_index = index if self.background_index == index - 1 else self.background_index
         else:
-            fused = self._fuse(index)
+            fused, near = self._fuse(index)
             if self.settings.background:
-                fused = self._still_background(index, fused)
+                fused = self._still_background(index, fused, near)
             changed = fused is not frame.planes_image
             image = self.ops.download(fused) if changed else frame.image
             self.fused_frames += changed
@@ -212,7 +227,7 @@ class TemporalFusion:
 
     def _forget(self) -> None:
         """Drop frames no later frame will use as a neighbour, and their flows."""
-        keep_from = self.pending - self.settings.radius
+        keep_from = self.pending - self.settings.reach
         while self.frames and self.first < keep_from:
             self.frames.popleft()
             self.first += 1
@@ -250,7 +265,7 @@ class TemporalFusion:
         haze = cv2.GaussianBlur(removed, (0, 0), self.settings.haze_sigma)
         return rainy - self.ops.upscale(haze, height, width)
 
-    def _still_background(self, index: int, image: Any) -> Any:
+    def _still_background(self, index: int, image: Any, near: Any) -> Any:
         """The fused frame with its still pixels brought to the running background, updated with it. A pixel
         is still when the camera is (the frame's median flow), it has not moved since the frame before
         (small flow, agreement on the opened grey), and it agrees with the background on the opened grey
@@ -259,7 +274,7 @@ class TemporalFusion:
         is still outvoted by the frames before. Anything else (a moving object, a moving camera, a cut, a
         change of light) starts the background anew there from the fused value, and stays as fused."""
         s, ops = self.settings, self.ops
-        fused = ops.luma(image)
+        fused = ops.luma(near)
         background, self.background = self.background, fused
         consecutive = self.background_index == index - 1 and index - 1 >= self.first
         self.background_index = index
@@ -268,7 +283,7 @@ class TemporalFusion:
             return image
         here, before = self.frames[index - self.first], self.frames[index - 1 - self.first]
         flow = self._flow(index, index - 1)
-        if np.median(squared_length(flow)) > s.still_camera**2:
+        if not self._camera_still(index):
             self.still_age = None
             return image  # a moving camera: its aligned neighbours do the work
         tolerance = s.still_photometric * UINT8_MAX
@@ -305,7 +320,8 @@ class TemporalFusion:
         # darker (the background may still hold rain the frame is free of). A still camera still shivers:
         # an edge may be brighter by its slope times ``edge_jitter`` (a 3x3 Sobel is 8 times the slope).
         allowed = s.edge_jitter / 8 * ops.slope(updated)
-        shift = ops.where(still, ops.minimum(updated + allowed - fused, 0.0), 0.0)
+        out = fused if image is near else ops.luma(image)
+        shift = ops.where(still, ops.minimum(updated + allowed - out, 0.0), 0.0)
         return ops.shift_luma(image, shift)
 
     def _small_luma(self, plane: Any) -> np.ndarray:
@@ -322,12 +338,36 @@ class TemporalFusion:
             )
         return self.flows[key]
 
-    def _neighbours(self, index: int) -> Iterator[int]:
-        radius = self.settings.radius
-        last = index if self.settings.causal else index + radius
-        for other in range(index - radius, last + 1):
+    def _neighbours(self, index: int, reach: int) -> Iterator[int]:
+        last = index if self.settings.causal else index + reach
+        for other in range(index - reach, last + 1):
             if other != index and self.first <= other < self.first + len(self.frames):
                 yield other
+
+    def _camera_still(self, index: int) -> bool:
+        """Whether the camera stands still at this frame: the median flow to the frame before (or after,
+        for a first frame) is short."""
+        nearest = index - 1 if index - 1 >= self.first else index + 1
+        if not self.first <= nearest < self.first + len(self.frames):
+            return False
+        return bool(np.median(squared_length(self._flow(index, nearest))) <= self.settings.still_camera**2)
+
+    def _still_valid(self, here: _Frame, there: _Frame) -> np.ndarray:
+        """Where ``there`` counts at the same place as ``here``, at the flow width: the opened, blurred
+        grey agrees, and ``there`` is not far darker on the plain grey (a bright line the opening missed)."""
+        s = self.settings
+        here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
+        return (np.abs(there_grey - here_grey) <= s.photometric) & (
+            there.plain >= here.plain - s.plain_tolerance
+        )
+
+    def _full_size_trust(self, valid: np.ndarray, image: np.ndarray) -> Any:
+        """A mask at the flow width, stopped short of where it fails and brought to full size: the opening
+        and blur soften edges by a few pixels, and an uncovered background's edge is where a moving object
+        would ghost."""
+        margin = cv2.getStructuringElement(cv2.MORPH_RECT, (self.settings.opening,) * 2)
+        valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE)
+        return self.ops.to_full_size(valid, *image.shape[:2])
 
     def _aligned(self, index: int, other: int) -> tuple[Any, Any, Any] | None:
         """Two ways each pixel of frame ``index`` may be found in frame ``other``: *still*, at the same
@@ -350,7 +390,7 @@ class TemporalFusion:
         still = np.abs(there_grey - here_grey)
         # Each with thin lines kept too: a neighbour far darker there is a bright line (a lane marking, a
         # wire) the alignment missed, not rain the model left, which is faint.
-        still_ok = (still <= s.photometric) & (there.plain >= here.plain - s.plain_tolerance)
+        still_ok = self._still_valid(here, there)
         moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
         moved_ok &= remap(there.plain, where) >= here.plain - s.plain_tolerance
         # Whether the neighbour counts at all is judged here, with no motion where it agrees at all.
@@ -358,16 +398,12 @@ class TemporalFusion:
         if np.where(use_still, still_ok, moved_ok).mean() < s.min_coverage:
             return None
         full_height, full_width = here.image.shape[:2]
-        # Trust stops short of where it fails: the opening and blur soften edges by a few pixels, and an
-        # uncovered background's edge is where a moving object would ghost.
-        margin = cv2.getStructuringElement(cv2.MORPH_RECT, (s.opening, s.opening))
-
-        def at_full_size(valid: np.ndarray) -> Any:
-            valid = cv2.erode(valid.astype(np.uint8), margin, borderType=cv2.BORDER_REPLICATE)
-            return self.ops.to_full_size(valid, full_height, full_width)
-
         moved_where = self.ops.sampling_map(forward, full_height, full_width)
-        return at_full_size(still_ok), moved_where, at_full_size(moved_ok)
+        return (
+            self._full_size_trust(still_ok, here.image),
+            moved_where,
+            self._full_size_trust(moved_ok, here.image),
+        )
 
     def _choice_error(self, there: Any, here: Any, valid: Any) -> Any:
         """How far an aligned neighbour's Y is from the frame's, thin streaks opened away; inf where that
@@ -376,56 +412,92 @@ class TemporalFusion:
         return self.ops.where(valid, error, np.inf)
 
     def _view(self, index: int, other: int, removed_here: Any) -> tuple[Any, Any, Any] | None:
-        """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, -inf and +inf where
-        they do not count (``_fuse``'s median then ignores them), and where they count; None where that is
-        too little of the frame (``_aligned``)."""
+        """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, and where they
+        count; None where that is too little of the frame (``_aligned``). A still camera's frame beyond
+        ``radius`` is seen at the same place only."""
         s, ops = self.settings, self.ops
         here, there = self.frames[index - self.first], self.frames[other - self.first]
-        if (found := self._aligned(index, other)) is None:
+        if abs(other - index) > s.radius:  # a still camera's farther frame: at the same place only
+            still_ok = self._still_valid(here, there)
+            if still_ok.mean() < s.min_coverage:
+                return None
+            mask = self._full_size_trust(still_ok, here.image)
+            # ... and at full size, once thin streaks are opened away (a shiver of the camera, what moved).
+            mask &= self._choice_error(there.luma, here.luma, mask) <= s.still_difference
+            there_derained, there_rainy = there.luma, there.rainy_luma
+        elif (found := self._aligned(index, other)) is None:
             return None
-        still_mask, moved_where, moved_mask = found
-        moved_luma = ops.remap(there.luma, moved_where)
-        # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees: a
-        # dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
-        still_error = self._choice_error(there.luma, here.luma, still_mask)
-        moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
-        use_still = still_error <= moved_error + s.still_preference
-        mask = ops.where(use_still, still_mask, moved_mask)
-        there_derained = ops.where(use_still, there.luma, moved_luma)
-        there_rainy = ops.where(use_still, there.rainy_luma, ops.remap(there.rainy_luma, moved_where))
+        else:
+            still_mask, moved_where, moved_mask = found
+            moved_luma = ops.remap(there.luma, moved_where)
+            # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees:
+            # a dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
+            still_error = self._choice_error(there.luma, here.luma, still_mask)
+            moved_error = self._choice_error(moved_luma, here.luma, moved_mask)
+            use_still = still_error <= moved_error + s.still_preference
+            mask = ops.where(use_still, still_mask, moved_mask)
+            there_derained = ops.where(use_still, there.luma, moved_luma)
+            there_rainy = ops.where(use_still, there.rainy_luma, ops.remap(there.rainy_luma, moved_where))
         # Two views of one scene differ only by rain: a rainy difference the model removed no rain from, in
         # either frame, is a misalignment (texture a moving camera shifted by a pixel).
         rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
         mask &= rain_removed | (ops.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
-        return ops.where(mask, there_derained, -np.inf), ops.where(mask, there_rainy, np.inf), mask
+        return there_derained, there_rainy, mask
 
-    def _fuse(self, index: int) -> Any:
-        """The frame's fused image, on the planes' device (its own image where nothing moved)."""
+    def _fuse(self, index: int) -> tuple[Any, Any]:
+        """The frame fused over the whole window, and over its aligned neighbours alone (what the still
+        background learns from: a longer window's vote would teach it rain that covers a pixel in half of
+        the frames), on the planes' device (its own image where nothing moved)."""
         s, ops = self.settings, self.ops
         here = self.frames[index - self.first]
-        # Each frame offers two values a pixel: the model's (rain removed, detail a little softened) and the
-        # rainy input's (detail intact, rain on top). Where a neighbour does not count, its pair is -inf
-        # and +inf, which leaves the median of the others unchanged.
-        derained, rainy, masks, sides = [here.luma], [here.rainy_luma], [], []
         removed_here = here.rainy_luma - here.luma > s.rain_removed
         # A repeated frame (a frame-rate conversion's copy) repeats its rain too: it has no vote.
-        others = [other for other in self._neighbours(index) if not self._repeated(index, other)]
+        others = [other for other in self._neighbours(index, s.radius) if not self._repeated(index, other)]
         for other in others:  # the flows first, here: the one DIS instance is not for several threads
             self._flow(index, other)
             self._flow(other, index)
+        if s.still_radius > s.radius and self._camera_still(index):
+            others += [
+                other
+                for other in self._neighbours(index, s.still_radius)
+                if abs(other - index) > s.radius and not self._repeated(index, other)
+            ]
         # Each neighbour's full-size work is its own (numpy and OpenCV release the GIL on whole frames): in
         # parallel, in a fixed order, so the result is the same as one after the other.
         views = neighbour_pool().map(lambda other: self._view(index, other, removed_here), others)
-        for other, view in zip(others, views, strict=True):
-            if view is None:
-                continue
-            there_derained, there_rainy, mask = view
-            derained.append(there_derained)
-            rainy.append(there_rainy)
-            masks.append(mask)
-            sides.append(other > index)
-        if len(masks) < s.min_valid:
-            return here.planes_image
+        counted = [(other, view) for other, view in zip(others, views, strict=True) if view is not None]
+        near = [(other, view) for other, view in counted if abs(other - index) <= s.radius]
+        far = [view for other, view in counted if abs(other - index) > s.radius]
+        voted = self._voted(here, near, index)
+        near_image = (
+            here.planes_image if voted is None else ops.shift_luma(here.planes_image, voted - here.luma)
+        )
+        if not far:
+            return near_image, near_image
+        near_luma = here.luma if voted is None else voted
+        # The farther frames' values vote with the near result (counted twice, to break ties its way; a far
+        # frame repeats it where it does not count). Rain only brightens: the longer window may outvote rain
+        # the near one kept, never add any (rain on one place in most frames, this one dry).
+        votes = [near_luma, near_luma] + [
+            ops.where(mask, value, near_luma) for derained, rainy, mask in far for value in (derained, rainy)
+        ]
+        whole = ops.middle_mean(votes)
+        whole = ops.where(whole > near_luma + s.still_brighter, near_luma, whole)
+        return ops.shift_luma(here.planes_image, whole - here.luma), near_image
+
+    def _voted(self, here: _Frame, views: list[tuple[int, tuple[Any, Any, Any]]], index: int) -> Any:
+        """The frame's Y where enough views count, the median of its own and their values, else as it is;
+        None where too few views count at all. Each frame offers two values a pixel: the model's (rain
+        removed, detail a little softened) and the rainy input's (detail intact, rain on top)."""
+        s, ops = self.settings, self.ops
+        sides = [other > index for other, _ in views]
+        views = [view for _, view in views]
+        if len(views) < s.min_valid:
+            return None
+        # Where a view does not count its pair is -inf and +inf, which leaves the median of the rest as it is.
+        derained = [here.luma] + [ops.where(mask, value, -np.inf) for value, _, mask in views]
+        rainy = [here.rainy_luma] + [ops.where(mask, value, np.inf) for _, value, mask in views]
+        masks = [view[2] for view in views]
         # Fused only where enough neighbours count and, with neighbours on both sides, on both sides: what
         # an object uncovers is seen only after it, what it covers only before, while rain is gone on both.
         enough = ops.count(masks) >= s.min_valid
@@ -434,10 +506,7 @@ class TemporalFusion:
                 enough &= ops.any_of(
                     [mask for mask, later in zip(masks, sides, strict=True) if later == side]
                 )
-        median = ops.middle_mean(derained + rainy)
-        shift = ops.where(enough, median - here.luma, 0.0)
-        # Only Y moves (rain has no colour); the frame's own colour stays.
-        return ops.shift_luma(here.planes_image, shift)
+        return ops.where(enough, ops.middle_mean(derained + rainy), here.luma)
 
 
 def fuse_frames(
