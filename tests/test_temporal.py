@@ -60,6 +60,29 @@ def rained(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return brighten(clean, rain, RAIN_LEVELS), brighten(softened, left, LEFT_LEVELS)
 
 
+def one_place() -> np.ndarray:
+    """A mask of one streak's place, for rain that returns to it."""
+    place = np.zeros((HEIGHT, WIDTH), bool)
+    place[20:70, 60:62] = True
+    return place
+
+
+def rained_on_one_place(
+    clean: np.ndarray, place: np.ndarray, wet: list[bool], seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Rainy frames and the model's, as ``rained`` makes them, with a streak over ``place`` in each frame
+    that ``wet`` marks (left faint by the model, as the others it leaves)."""
+    rng = np.random.default_rng(seed)
+    rainy, derained = [], []
+    for streak in wet:
+        before, after = rained(clean, rng)
+        if streak:
+            before, after = brighten(before, place, RAIN_LEVELS), brighten(after, place, LEFT_LEVELS)
+        rainy.append(before)
+        derained.append(after)
+    return rainy, derained
+
+
 def fuse(
     derained: list[np.ndarray],
     rainy: list[np.ndarray],
@@ -140,17 +163,9 @@ def test_rain_over_a_pixel_in_half_the_window_is_outvoted_by_the_background():
     # A streak that returns to one place every other frame (a drip, a dense shower) covers each of its
     # pixels in half of a 5-frame window: the neighbours' median cannot outvote it there, the still
     # background, with a memory of the frames before, does.
-    rng = np.random.default_rng(9)
     clean = scene("rocket")
-    drip = np.zeros((HEIGHT, WIDTH), bool)
-    drip[20:70, 60:62] = True
-    rainy, derained = [], []
-    for index in range(12):
-        before, after = rained(clean, rng)
-        if index % 2 == 0:
-            before, after = brighten(before, drip, RAIN_LEVELS), brighten(after, drip, LEFT_LEVELS)
-        rainy.append(before)
-        derained.append(after)
+    drip = one_place()
+    rainy, derained = rained_on_one_place(clean, drip, [index % 2 == 0 for index in range(12)], seed=9)
     neighbours = fuse(derained, rainy, TemporalSettings(background=False, still_radius=0))
     background = fuse(derained, rainy)
     for index in range(6, 12, 2):  # the frames with the drip, once the background has seen a few
@@ -164,17 +179,9 @@ def test_a_still_cameras_longer_window_outvotes_rain_over_the_first_frames_and_a
     # A streak held over one place for the first three frames of a still camera: in the first frames'
     # 5-frame windows it is the majority, and the background has no past to outvote it with; the frames
     # further on (``still_radius``) do. A frame without it gets none from the frames that have it.
-    rng = np.random.default_rng(12)
     clean = scene("rocket")
-    held = np.zeros((HEIGHT, WIDTH), bool)
-    held[20:70, 60:62] = True
-    rainy, derained = [], []
-    for index in range(12):
-        before, after = rained(clean, rng)
-        if index < 3:
-            before, after = brighten(before, held, RAIN_LEVELS), brighten(after, held, LEFT_LEVELS)
-        rainy.append(before)
-        derained.append(after)
+    held = one_place()
+    rainy, derained = rained_on_one_place(clean, held, [index < 3 for index in range(12)], seed=12)
     short = fuse(derained, rainy, TemporalSettings(still_radius=0))
     longer = fuse(derained, rainy)
     for index in range(2):
