@@ -25,10 +25,10 @@ part of what the model removed from their frame (the haze of heavy rain lifts ev
 frame, and would otherwise win the vote and come back half way).
 
 Still cameras (most live use) get a longer window: while the camera is still, frames out to
-``still_radius`` count too, at the same place, where they agree with the frame (no flow), their derained
-values voting with the near result, which they may only darken (rain only brightens). And a longer memory:
-a running background of each pixel that has not moved
-(the camera still, small flow from the frame before unless the frame is flat there, where the flow is
+``still_radius`` count too, at the same place, where they agree with the frame (no flow), their values
+voting with the near result, which they may lower (rain outvoted) but not raise by more than the noise
+(rain only brightens). And a longer memory: a running background of each pixel that has not moved (the
+camera still, small flow from the frame before unless the frame is flat there, where the flow is
 noise, agreement with it and with the background on the opened grey and at full size). It falls fast from
 values well above it (rain only brightens) and follows smaller differences both ways, and a still pixel
 comes out no brighter than it, so rain that covers a pixel in half of the window, or that the model leaves in
