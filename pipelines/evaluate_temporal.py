@@ -55,11 +55,16 @@ SHEET_ZOOM = 2  # the last row's crops are enlarged this much: faint leftovers a
 STYLES = {"light": RainStyle.light, "default": RainStyle, "heavy": RainStyle.heavy, "downpour": DownpourStyle}
 
 
+def cached_run(cache: Path | None, path: Path, style: str, frames: int, crf: int, seed: int) -> Path | None:
+    """Where ``rendered`` keeps one run's frames (None without a cache)."""
+    return cache / f"{path.stem}-{style}-{frames}-{crf}-{seed}.npz" if cache else None
+
+
 def rendered(
     path: Path, style: str, frames: int, crf: int, seed: int, derainer: Derainer | None, cache: Path | None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """(clean, rainy, derained) frames of one clip under one rain style, from the cache when it has them."""
-    stored = cache / f"{path.stem}-{style}-{frames}-{crf}-{seed}.npz" if cache else None
+    stored = cached_run(cache, path, style, frames, crf, seed)
     if stored and stored.exists():
         data = np.load(stored)
         return list(data["clean"]), list(data["rainy"]), list(data["derained"])
@@ -180,8 +185,10 @@ def main() -> int:
                 write_rgb(args.sheet, picture)
         for index, path in enumerate(args.clean or []):
             for style in args.rain:
-                stored = args.cache and any(args.cache.glob(f"{path.stem}-{style}-{args.frames}-*"))
-                if derainer is None and not stored:
+                # The run's own seed: a cache of the same clip under another seed (its place in another
+                # list of clips) is another rendering, and needs the model.
+                stored = cached_run(args.cache, path, style, args.frames, args.crf, args.seed + index)
+                if derainer is None and not (stored and stored.exists()):
                     derainer = Derainer(load_model(None, args.weights).model, resolve_device(args.device))
                 clean, rainy, derained = rendered(
                     path, style, args.frames, args.crf, args.seed + index, derainer, args.cache
