@@ -172,9 +172,10 @@ def main() -> None:
     layers = [rainy - clean for rainy, clean in loaded]
     for kind in args.kind:
         renders = []
+        # An entry of the recipe may be named otherwise than the kind it renders (``real-faint``: layered).
+        renders_kind, _, ranges = rain_entry(kind, entries.get(kind, {}))
         for index, (_, clean) in enumerate(loaded):
-            others = layers[:index] + layers[index + 1 :] if needs_layers(kind) else None
-            renders_kind, _, ranges = rain_entry(kind, entries.get(kind, {}))
+            others = layers[:index] + layers[index + 1 :] if needs_layers(renders_kind) else None
             render = rain_kind(renders_kind, ranges, layers=others)
             renders += [(render(clean, rng), clean, masks[index]) for _ in range(args.draws)]
         results[f"`{kind}` renders"] = [measure(wet, clean, mask) for wet, clean, mask in renders]

@@ -352,14 +352,14 @@ class TemporalFusion:
             return False
         return bool(np.median(squared_length(self._flow(index, nearest))) <= self.settings.still_camera**2)
 
-    def _still_valid(self, here: _Frame, there: _Frame) -> np.ndarray:
-        """Where ``there`` counts at the same place as ``here``, at the flow width: the opened, blurred
-        grey agrees, and ``there`` is not far darker on the plain grey (a bright line the opening missed)."""
+    def _at_same_place(self, here: _Frame, there: _Frame) -> tuple[np.ndarray, np.ndarray]:
+        """``there`` against ``here`` at the same place, at the flow width: how far apart the opened,
+        blurred grey is, and where ``there`` counts: that grey agrees, and ``there`` is not far darker on the
+        plain grey (a bright line the opening missed, not rain the model left, which is faint)."""
         s = self.settings
         here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
-        return (np.abs(there_grey - here_grey) <= s.photometric) & (
-            there.plain >= here.plain - s.plain_tolerance
-        )
+        difference = np.abs(there_grey - here_grey)
+        return difference, (difference <= s.photometric) & (there.plain >= here.plain - s.plain_tolerance)
 
     def _full_size_trust(self, valid: np.ndarray, image: np.ndarray) -> Any:
         """A mask at the flow width, stopped short of where it fails and brought to full size: the opening
@@ -387,10 +387,9 @@ class TemporalFusion:
         inside &= (where[..., 1] >= 0) & (where[..., 1] <= height - 1)
         here_grey, there_grey = (frame.small.astype(np.float32) / UINT8_MAX for frame in (here, there))
         moved = np.abs(remap(there_grey, where) - here_grey)
-        still = np.abs(there_grey - here_grey)
-        # Each with thin lines kept too: a neighbour far darker there is a bright line (a lane marking, a
+        still, still_ok = self._at_same_place(here, there)
+        # Moved with thin lines kept too: a neighbour far darker there is a bright line (a lane marking, a
         # wire) the alignment missed, not rain the model left, which is faint.
-        still_ok = self._still_valid(here, there)
         moved_ok = (mismatch <= bound) & inside & (moved <= s.photometric)
         moved_ok &= remap(there.plain, where) >= here.plain - s.plain_tolerance
         # Whether the neighbour counts at all is judged here, with no motion where it agrees at all.
@@ -418,7 +417,7 @@ class TemporalFusion:
         s, ops = self.settings, self.ops
         here, there = self.frames[index - self.first], self.frames[other - self.first]
         if abs(other - index) > s.radius:  # a still camera's farther frame: at the same place only
-            still_ok = self._still_valid(here, there)
+            _, still_ok = self._at_same_place(here, there)
             if still_ok.mean() < s.min_coverage:
                 return None
             mask = self._full_size_trust(still_ok, here.image)
