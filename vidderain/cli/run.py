@@ -23,6 +23,7 @@ from vidderain.cli.options import (
     file_path,
     number,
 )
+from vidderain.engine.fusion import TemporalSettings
 from vidderain.errors import EXIT_INTERRUPTED, VidderainError
 from vidderain.progress import time_left
 
@@ -240,9 +241,11 @@ def print_summary(err: Console, summary) -> None:
     stages = ", ".join(f"{stage.name} {stage.fps:.1f} fps" for stage in summary.stages)
     err.print(f"stages (frames per busy second): {stages}; bottleneck: {summary.bottleneck}")
     if summary.temporal:
+        still = TemporalSettings(radius=summary.temporal).reach  # as the pipeline sets it
         err.print(
-            f"temporal fusion: {summary.temporal} frame(s) each side; {summary.temporal_frames} of "
-            f"{summary.frames} frames changed (--temporal off: each frame as the model made it)"
+            f"temporal fusion: {summary.temporal} frame(s) each side ({still} on a still camera); "
+            f"{summary.temporal_frames} of {summary.frames} frames changed "
+            "(--temporal off: each frame as the model made it)"
         )
         if summary.bottleneck == "temporal":  # the fusion (its flow on the CPU) slower than the model
             err.print("[yellow]temporal fusion set the pace; --temporal off runs at the model's[/yellow]")
