@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import yaml
 
-from vidderain.data.rain import DownpourStyle, RainStyle
+from vidderain.data.rain import RAIN_STYLES, DownpourStyle
 from vidderain.engine.fusion import TemporalSettings, fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import write_rgb
@@ -52,7 +52,7 @@ from evaluate_video import (  # a sibling script, not a package
 )
 
 SHEET_ZOOM = 2  # the last row's crops are enlarged this much: faint leftovers are a pixel or two wide
-STYLES = {"light": RainStyle.light, "default": RainStyle, "heavy": RainStyle.heavy, "downpour": DownpourStyle}
+STYLES = {**RAIN_STYLES, "downpour": DownpourStyle}
 
 
 def cached_run(cache: Path | None, path: Path, style: str, frames: int, crf: int, seed: int) -> Path | None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, SAMPLES, pipeline
+from tests.media import ClipSpec, make_clip
 from vidderain.data.synthesis import RAIN_KINDS, compress_h264, rain_kind, render_layered
 from vidderain.data.training import (
     MixedPairs,
@@ -386,3 +387,33 @@ def test_unpaired_rainy_frames_come_with_unknown_targets_and_the_validation_clip
     assert np.isfinite(clean[:2]).all() and np.isnan(clean[2:]).all()
     with pytest.raises(VidderainError, match=r"data\.unpaired: folder not found"):
         UnpairedFrames({"frames": [str(tmp_path / "nowhere")]})
+
+
+def test_a_held_out_clip_validates_under_rendered_rain_and_none_of_its_frames_train(tmp_path):
+    videos = tmp_path / "video"
+    videos.mkdir()
+    make_clip(videos / "road.mp4", ClipSpec(width=96, height=64, frames=50, content="gradient"))
+    make_clip(videos / "car-park.mp4", ClipSpec(width=320, height=192, frames=75, content="gradient"))
+    spec = {"video": str(videos), "video_share": 1.0, "video_holdout": {"clips": ["car-park"], "frames": 2}}
+    source = SyntheticPairs(spec)
+    held = video_frames(videos, 1.0, only=["car-park"])
+    assert len(held) == 3 and len(source.frames) == 2  # a frame a second of a 3 s and a 2 s clip
+    assert not any(np.array_equal(frame, other) for frame in source.frames for other in held)
+    pairs, groups = source.validation_pairs(), source.validation_groups()
+    assert groups == [("clips", False)] * 2
+    for (rainy, clean), frame in zip(pairs, (held[0], held[-1]), strict=True):  # the first and the last
+        assert np.array_equal(clean, to_float(frame))
+        streaks = rainy.mean(axis=2) - clean.mean(axis=2)
+        # Light rain: streaks over a few pixels in a thousand, only brightening (the codec aside).
+        assert 0.001 < (streaks > 0.03).mean() < 0.05 and (streaks < -0.03).mean() < 0.001
+    # The same rain every time: validations compare across runs.
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(pairs, source.validation_pairs(), strict=True))
+    # Beside paired data, both validate: the pairs' groups first, then the clips'.
+    for side in ("rainy", "clean"):
+        shutil.copytree(SAMPLES / "clean", tmp_path / "dry" / side)
+    paired = {"root": str(tmp_path / "dry"), "layout": "rainy-clean", "holdout": ["rainy/rocket.png"]}
+    mixed = build_training_data({"paired": paired, "synthetic": spec}, "test config")
+    assert [group.name for group in mixed.validation_groups()] == ["rainy", "clips", "clips"]  # its folder
+    assert len(mixed.validation_pairs()) == 3
+    with pytest.raises(VidderainError, match="'drizzle' is not one of light, default, heavy"):
+        SyntheticPairs({**spec, "video_holdout": {"clips": ["car-park"], "style": "drizzle"}})

@@ -9,6 +9,7 @@ the same drops fall from frame to frame (nearer, longer streaks fall faster), so
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -37,6 +38,14 @@ class RainStyle:
     @classmethod
     def heavy(cls) -> RainStyle:
         return cls(density=1.5, length=(12.0, 48.0), intensity=(0.3, 0.85), width=(1, 3), motion_blur=7)
+
+
+# One layer of streaks by name: what validations and evaluations render (train configs name them).
+RAIN_STYLES: dict[str, Callable[[], RainStyle]] = {
+    "light": RainStyle.light,
+    "default": RainStyle,
+    "heavy": RainStyle.heavy,
+}
 
 
 @dataclass(frozen=True)

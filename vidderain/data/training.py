@@ -31,13 +31,14 @@ import numpy as np
 from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec, matched_reference
 from vidderain.data.photos import PHOTOS, load_photo
-from vidderain.data.rain import RainStyle, add_rain
+from vidderain.data.rain import RAIN_STYLES, RainStyle, add_rain
 from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_entry, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
 
 ValidationPairs = list[tuple[np.ndarray, np.ndarray]]
+VALIDATION_CRF = 23  # H.264 quality of held-out clips' rainy validation frames: evaluate_temporal's default
 
 
 class ValidationGroup(NamedTuple):
@@ -83,16 +84,20 @@ def image_files(folders: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def video_frames(folder: str | Path, every_seconds: float, exclude: Iterable[str] = ()) -> list[np.ndarray]:
+def video_frames(
+    folder: str | Path, every_seconds: float, exclude: Iterable[str] = (), only: Iterable[str] | None = None
+) -> list[np.ndarray]:
     """Frames of every clip in ``folder``, one each ``every_seconds``, as decoded (uint8 RGB); a folder of
     images instead of clips holds frames already taken so (the GPU kit packs them: pipelines/gpu_kit.py).
-    Clips or images named (by stem) in ``exclude`` are left out."""
-    left_out = set(exclude)
-    clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p) and p.stem not in left_out)
+    Clips or images named (by stem) in ``exclude`` are left out; with ``only``, the others are."""
+    left_out, kept = set(exclude), None if only is None else set(only)
+
+    def wanted(path: Path) -> bool:
+        return path.stem not in left_out and (kept is None or path.stem in kept)
+
+    clips = sorted(p for p in Path(folder).glob("*") if is_video_path(p) and wanted(p))
     if not clips:
-        stills = sorted(
-            p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.stem not in left_out
-        )
+        stills = sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES and wanted(p))
         if stills:
             return [read_rgb(path) for path in stills]
         raise VidderainError(f"no videos in {folder}")
@@ -117,6 +122,9 @@ class SyntheticPairs:
     is given) and/or ``clean`` (a folder, or a list of folders, of images: searched recursively);
     ``video`` (a folder of clean clips, or of frames taken from them as images) with ``video_share`` (the
     fraction of crops taken from its frames) and ``video_every`` (seconds between the frames kept);
+    ``video_holdout`` (``clips``: stems of clips never trained on; ``frames`` of each, evenly spaced,
+    validate whole under rain of ``style``, a name in vidderain.data.rain.RAIN_STYLES, through H.264 at
+    ``crf``: video frames with fine bright lines, road markings, that a model can take for faint rain);
     ``holdout`` (bundled photo names kept for validation); ``rain`` (a rain kind of
     vidderain.data.synthesis, default ``streaks``, or a mapping of kinds to their shares of the crops, or
     to ``{share: ..., <range>: ...}`` to change a kind's ranges; an entry under another name renders
@@ -135,6 +143,7 @@ class SyntheticPairs:
         "video",
         "video_share",
         "video_every",
+        "video_holdout",
         "holdout",
         "rain",
         "jpeg",
@@ -159,9 +168,29 @@ class SyntheticPairs:
             raise VidderainError(f"holdout photo '{missing[0]}' is not among the training photos")
         self.photos = [photo for name, photo in photos.items() if name not in holdout]
         self.validation = [photo for name, photo in photos.items() if name in holdout]
-        self.frames = (
-            video_frames(spec["video"], float(spec.get("video_every", 1.0))) if "video" in spec else []
+        every = float(spec.get("video_every", 1.0))
+        held = spec.get("video_holdout") or {}
+        reject_unknown_keys(
+            held, ("clips", "frames", "style", "crf"), "train config", "data.synthetic.video_holdout."
         )
+        held_clips = [str(clip) for clip in held.get("clips", [])]
+        if held_clips and "video" not in spec:
+            raise VidderainError("data.synthetic.video_holdout needs data.synthetic.video")
+        self.frames = video_frames(spec["video"], every, exclude=held_clips) if "video" in spec else []
+        self.video_validation = [
+            frame
+            for clip in held_clips
+            for frame in _evenly_spaced(
+                video_frames(spec["video"], every, only=[clip]), int(held.get("frames", 4))
+            )
+        ]
+        style = str(held.get("style", "light"))
+        if style not in RAIN_STYLES:
+            raise VidderainError(
+                f"data.synthetic.video_holdout.style '{style}' is not one of {', '.join(RAIN_STYLES)}"
+            )
+        self.video_validation_style = RAIN_STYLES[style]()
+        self.video_validation_crf = int(held.get("crf", VALIDATION_CRF))
         self.video_share = float(spec.get("video_share", 0.0)) if self.frames else 0.0
         kinds = spec.get("rain", "streaks")
         kinds = {kinds: 1.0} if isinstance(kinds, str) else dict(kinds)
@@ -223,10 +252,24 @@ class SyntheticPairs:
         for photo in map(to_float, self.validation):
             wet, _ = add_rain(photo, RainStyle(), seed=int(rng.integers(2**31)))
             pairs.append((np.round(wet * 255) / 255, photo))
+        for frame in map(to_float, self.video_validation):
+            height, width = (side - side % 2 for side in frame.shape[:2])  # H.264's 4:2:0 wants even sides
+            frame = frame[:height, :width]
+            wet, _ = add_rain(frame, self.video_validation_style, seed=int(rng.integers(2**31)))
+            pairs.append((compress_h264(wet, self.video_validation_crf), frame))
         return pairs
 
     def validation_groups(self) -> list[ValidationGroup]:
-        return [ValidationGroup("synthetic", False)] * len(self.validation)
+        return [ValidationGroup("synthetic", False)] * len(self.validation) + [
+            ValidationGroup("clips", False)
+        ] * len(self.video_validation)
+
+
+def _evenly_spaced(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """``count`` of ``frames``, the first to the last evenly spaced (all of them when there are fewer)."""
+    if len(frames) <= count:
+        return frames
+    return [frames[round(index)] for index in np.linspace(0, len(frames) - 1, count)]
 
 
 def _pixels_digests(pair: Pair) -> tuple[str, str]:
@@ -467,15 +510,15 @@ class MixedPairs:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def validation_pairs(self) -> ValidationPairs:
-        # The first source with validation pairs validates (paired data, where given, comes first).
-        return next((pairs for source, _ in self.sources if (pairs := source.validation_pairs())), [])
+        # Every source's (paired data's held-out pairs, then the synthetic source's held-out clips).
+        return [pair for source, _ in self.sources for pair in source.validation_pairs()]
 
     def validation_groups(self) -> list[ValidationGroup]:
-        return next((groups for source, _ in self.sources if (groups := source.validation_groups())), [])
+        return [group for source, _ in self.sources for group in source.validation_groups()]
 
 
-# The sources a data section may name, in the order they are built and fill a batch: paired first (the
-# synthetic source may render its rain layers, and it validates).
+# The sources a data section may name, in the order they are built, fill a batch and validate: paired first
+# (the synthetic source may render its rain layers).
 SOURCES = ("paired", "synthetic", "unpaired")
 
 
