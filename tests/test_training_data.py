@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import ROOT, SAMPLES, pipeline
 from tests.media import ClipSpec, make_clip
+from vidderain.data.scene import PaintedLines
 from vidderain.data.synthesis import RAIN_KINDS, compress_h264, rain_kind, render_layered
 from vidderain.data.training import (
     MixedPairs,
@@ -417,3 +419,28 @@ def test_a_held_out_clip_validates_under_rendered_rain_and_none_of_its_frames_tr
     assert len(mixed.validation_pairs()) == 3
     with pytest.raises(VidderainError, match="'drizzle' is not one of light, default, heavy"):
         SyntheticPairs({**spec, "video_holdout": {"clips": ["car-park"], "style": "drizzle"}})
+
+
+def test_painted_lines_are_long_straight_and_thin_and_are_scene_in_input_and_target(rng):
+    lines = PaintedLines(
+        probability=1.0, count=(1, 1), width=(1, 1), brightness=(1.0, 1.0), opacity=(1.0, 1.0)
+    )
+    for _ in range(5):
+        painted = lines(np.zeros((96, 96, 3), np.float32), rng)
+        points = np.argwhere(painted.mean(axis=2) > 0.3)[:, ::-1].astype(np.float32)  # (x, y)
+        dx, dy, x0, y0 = cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        across = np.abs((points[:, 0] - x0) * dy - (points[:, 1] - y0) * dx)
+        along = (points[:, 0] - x0) * dx + (points[:, 1] - y0) * dy
+        assert across.max() < 1.5 and np.ptp(along) > 0.25 * 96  # one straight line, most of it in the crop
+        assert (painted.mean(axis=2) > 0.05).mean() < 0.05  # thin: a few percent of the crop
+    # In training crops the lines are in the clean target as in the rainy input; the crop beneath is kept.
+    spec = {"photos": ["brick"], "rain": "layered", "rain_free": 1.0}
+    plain, _ = SyntheticPairs(spec).batch(np.random.default_rng(4), 1, 96)
+    rainy, clean = SyntheticPairs({**spec, "lines": {"probability": 1.0}}).batch(
+        np.random.default_rng(4), 1, 96
+    )
+    assert np.array_equal(rainy, clean)
+    changed = np.abs(clean - plain).max(axis=-1) > 0.02
+    assert 0.002 < changed.mean() < 0.3 and (clean - plain)[changed].mean() > 0  # bright lines, not a wash
+    with pytest.raises(VidderainError, match=r"data\.synthetic\.lines\.colour"):
+        SyntheticPairs({**spec, "lines": {"probability": 1.0, "colour": "white"}})

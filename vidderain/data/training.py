@@ -32,6 +32,7 @@ from vidderain.config import reject_unknown_keys
 from vidderain.data.paired import Pair, find_pairs, layout_from_spec, matched_reference
 from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RAIN_STYLES, RainStyle, add_rain
+from vidderain.data.scene import Night, PaintedLines, scene_step
 from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_entry, rain_kind
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
@@ -134,7 +135,9 @@ class SyntheticPairs:
     round trip of the rainy crop, so codec-blurred streaks are rain too); ``rain_free`` (the share of
     crops left dry, so the model learns to leave dry footage alone); ``night`` (``probability``, and
     ``gain`` and ``gamma`` ranges: the clean crop becomes ``gain * crop ** gamma`` before the rain, the
-    dark street under lamps where rain shows brightest, which daylight photographs never are).
+    dark street under lamps where rain shows brightest, which daylight photographs never are); ``lines``
+    (``probability`` and the ranges of vidderain.data.scene.PaintedLines: road markings painted into the
+    clean crop before the rain, fine bright lines that are scene, not rain).
     """
 
     KEYS = (
@@ -150,6 +153,7 @@ class SyntheticPairs:
         "h264",
         "rain_free",
         "night",
+        "lines",
         "share",
     )
 
@@ -206,10 +210,8 @@ class SyntheticPairs:
         self.h264_probability = float(h264.get("probability", 0.0))
         self.h264_crf = tuple(h264.get("crf", (18, 32)))
         self.rain_free = float(spec.get("rain_free", 0.0))
-        night = spec.get("night") or {}
-        self.night_probability = float(night.get("probability", 0.0))
-        self.night_gain = tuple(night.get("gain", (0.3, 0.7)))
-        self.night_gamma = tuple(night.get("gamma", (1.5, 2.5)))
+        self.night = scene_step(Night, spec.get("night"), "night")
+        self.lines = scene_step(PaintedLines, spec.get("lines"), "lines")
 
     def _background(self, rng: np.random.Generator, patch: int) -> np.ndarray:
         pool = self.frames if self.video_share and rng.random() < self.video_share else self.photos
@@ -218,9 +220,9 @@ class SyntheticPairs:
             raise VidderainError(f"a clean image of {image.shape[1]}x{image.shape[0]} is under the patch")
         (crop,) = aligned_crops((image,), patch, rng)
         crop = to_float(crop)
-        if self.night_probability and rng.random() < self.night_probability:  # no draw at 0: as before
-            gain, gamma = rng.uniform(*self.night_gain), rng.uniform(*self.night_gamma)
-            crop = (gain * crop**gamma).astype(np.float32)
+        for step in (self.lines, self.night):  # paint first: the night darkens the markings too
+            if step.probability and rng.random() < step.probability:  # no draw at 0: as before
+                crop = step(crop, rng)
         return crop
 
     def batch(self, rng: np.random.Generator, size: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
