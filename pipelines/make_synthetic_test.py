@@ -22,11 +22,11 @@ import av
 import numpy as np
 
 from vidderain.data.photos import load_photo
-from vidderain.data.rain import RainRenderer, RainStyle, add_rain, composite
+from vidderain.data.rain import RAIN_STYLES, RainRenderer, RainStyle, add_rain, composite
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_uint8, write_rgb
 
-STYLES = {"light": RainStyle.light(), "default": RainStyle(), "heavy": RainStyle.heavy()}
+STYLES = {name: style() for name, style in RAIN_STYLES.items()}
 HOLDOUT = ("rocket", "china", "camera")  # configs/train/rranet-lite-synthetic.yaml holds these out
 FRAMES = 12
 FRAME_SIZE = (240, 320)  # height, width of the video crops

@@ -22,13 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from vidderain.data.paired import PairLayout, find_pairs
-from vidderain.data.rain import RainStyle, add_rain
+from vidderain.data.rain import RAIN_STYLES, add_rain
 from vidderain.imageio import read_rgb, to_float
 from vidderain.ops import rlcn_torch
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "images" / "clean"
 RAIN_THRESHOLD = 0.05
-STYLES = {"light": RainStyle.light(), "default": RainStyle(), "heavy": RainStyle.heavy()}
+STYLES = {name: style() for name, style in RAIN_STYLES.items()}
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
