@@ -433,6 +433,11 @@ def test_painted_lines_are_long_straight_and_thin_and_are_scene_in_input_and_tar
         along = (points[:, 0] - x0) * dx + (points[:, 1] - y0) * dy
         assert across.max() < 1.5 and np.ptp(along) > 0.25 * 96  # one straight line, most of it in the crop
         assert (painted.mean(axis=2) > 0.05).mean() < 0.05  # thin: a few percent of the crop
+    steep = PaintedLines(probability=1.0, count=(1, 1), width=(1, 1), tilt=(30.0, 90.0), opacity=(1.0, 1.0))
+    for _ in range(5):
+        points = np.argwhere(steep(np.zeros((96, 96, 3), np.float32), rng).max(axis=2) > 0.3)[:, ::-1]
+        dx, dy, _, _ = cv2.fitLine(points.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        assert np.degrees(np.arctan2(abs(dx), abs(dy))) > 28  # at least ``tilt`` from vertical
     # In training crops the lines are in the clean target as in the rainy input; the crop beneath is kept.
     spec = {"photos": ["brick"], "rain": "layered", "rain_free": 1.0}
     plain, _ = SyntheticPairs(spec).batch(np.random.default_rng(4), 1, 96)

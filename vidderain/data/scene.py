@@ -33,8 +33,9 @@ class Night:
 
 @dataclass(frozen=True)
 class PaintedLines:
-    """``count`` lines a crop, each ``length`` times the crop's side, ``width`` pixels wide, paint of
-    ``brightness`` (white to a little yellow) covering ``opacity`` of the ground beneath (worn paint)."""
+    """``count`` lines a crop, each ``length`` times the crop's side, ``width`` pixels wide, ``tilt``
+    degrees from vertical (either way), paint of ``brightness`` (white to a little yellow) covering
+    ``opacity`` of the ground beneath (worn paint)."""
 
     probability: float = 0.0
     count: tuple[int, int] = (1, 4)
@@ -42,6 +43,7 @@ class PaintedLines:
     width: tuple[int, int] = (1, 3)
     brightness: tuple[float, float] = (0.6, 1.0)
     opacity: tuple[float, float] = (0.2, 0.9)
+    tilt: tuple[float, float] = (0.0, 90.0)
     yellow: float = 0.3  # the share of lines painted yellow (blue channel lower)
 
     def __call__(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +54,10 @@ class PaintedLines:
         for _ in range(int(rng.integers(self.count[0], self.count[1] + 1))):
             mask = np.zeros((height, width), np.float32)
             centre = rng.uniform((0, 0), (width, height))
-            angle = rng.uniform(0, np.pi)
+            # Its distance from vertical scaled into ``tilt`` (one draw whatever the range).
+            angle = rng.uniform(0, np.pi) - np.pi / 2
+            low, high = np.radians(self.tilt)
+            angle = np.pi / 2 + np.sign(angle) * (low + abs(angle) * (high - low) / (np.pi / 2))
             half = rng.uniform(*self.length) * side / 2 * np.array([np.cos(angle), np.sin(angle)])
             start, end = (tuple(int(v) for v in np.round((centre + sign * half) * scale)) for sign in (-1, 1))
             thickness = int(rng.integers(self.width[0], self.width[1] + 1))
