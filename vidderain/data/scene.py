@@ -4,7 +4,9 @@ target alike, so the model learns them as scene and leaves them.
 - ``night``: the dark street under lamps where rain shows brightest (``gain * crop ** gamma``).
 - ``lines``: painted road markings seen from a street or car-park camera: long, straight, thin bright
   lines at any angle. Faint real rain is thin and bright too; a model trained on it alone takes markings
-  for rain (the car park of the held-out clips lost its arrows), and these crops say otherwise.
+  for rain (a car park's road arrows under light rain), and these crops say otherwise. Measured
+  (docs/training-log.md, stage 28): they win light rain over fine lines back, and cost heavy rain 0.4-0.5
+  dB (its streaks look like them); no shipped recipe paints them yet.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class PaintedLines:
     brightness: tuple[float, float] = (0.6, 1.0)
     opacity: tuple[float, float] = (0.2, 0.9)
     tilt: tuple[float, float] = (0.0, 90.0)
-    yellow: float = 0.3  # the share of lines painted yellow (blue channel lower)
+    yellow: float = 0.3  # the share of lines painted yellow: their blue channel scaled by ``yellow_blue``
+    yellow_blue: tuple[float, float] = (0.3, 0.7)
 
     def __call__(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = crop.shape[:2]
@@ -64,7 +67,7 @@ class PaintedLines:
             cv2.line(mask, start, end, 1.0, thickness, cv2.LINE_AA, SUBPIXEL_BITS)
             colour = np.full(3, rng.uniform(*self.brightness), np.float32)
             if rng.random() < self.yellow:
-                colour[2] *= rng.uniform(0.3, 0.7)
+                colour[2] *= rng.uniform(*self.yellow_blue)
             alpha = (np.clip(mask, 0, 1) * rng.uniform(*self.opacity))[..., None]
             painted = painted * (1 - alpha) + colour * alpha
         return painted.astype(np.float32)
