@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.imageio import read_rgb, write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
 
@@ -35,7 +36,7 @@ def real_frame(data: Path, name: str) -> np.ndarray:
     with av.open(str(data / name)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index == CLIP_FRAME:
-                return frame.to_ndarray(format="rgb24")
+                return frame_to_rgb(frame)
     raise SystemExit(f"before_after: error: {name} has fewer than {CLIP_FRAME + 1} frames")
 
 

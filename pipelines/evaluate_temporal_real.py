@@ -35,6 +35,7 @@ from vidderain.data.time_pairs import (
     time_pairs,
     usable,
 )
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.engine.fusion import fuse_frames
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float
@@ -47,7 +48,7 @@ from evaluate_temporal import add_fusion_options, fusion_settings
 def middle_run(path: Path, count: int) -> list[np.ndarray]:
     """``count`` consecutive frames from the middle of the clip, uint8 RGB."""
     with av.open(str(path)) as container:
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        frames = [frame_to_rgb(frame) for frame in container.decode(video=0)]
     start = max(0, (len(frames) - count) // 2)
     return frames[start : start + count]
 

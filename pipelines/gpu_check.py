@@ -39,6 +39,7 @@ import torch
 
 from vidderain.data.rain import RainRenderer, RainStyle, composite
 from vidderain.engine import EncodeOptions, VideoJob, run_video
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.engine.fusion import DEFAULT_RADIUS, TemporalSettings, fuse_frames
 from vidderain.engine.planes import NumpyPlanes
 from vidderain.engine.planes_torch import TorchPlanes
@@ -173,7 +174,7 @@ def step_fusion(budget: Budget, folder: Path, device: torch.device, size: tuple[
 
     clip = make_clip(folder / "fusion.mp4", *size, FUSION_FRAMES)
     with av.open(str(clip)) as container:
-        rainy = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        rainy = [frame_to_rgb(frame) for frame in container.decode(video=0)]
     derained = [cv2.GaussianBlur(image, (0, 0), 1.0) for image in rainy]
     rows, frames = [], {}
     for name, planes in (("numpy + OpenCV, CPU", NumpyPlanes()), (f"torch, {device}", TorchPlanes(device))):

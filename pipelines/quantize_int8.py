@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vidderain.backends.graph import cached_onnx
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.imageio import read_rgb
 from vidderain.inference import load_model
 from vidderain.metrics import psnr_y
@@ -50,7 +51,7 @@ def main() -> int:
         return [pad_to_multiple(x, model.config.size_multiple).numpy() for x in (rainy, model.rlcn(rainy))]
 
     with av.open(str(ROOT / "samples" / "rainy_clip.mp4")) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][::CALIBRATION_STEP]
+        frames = [frame_to_rgb(f) for f in container.decode(video=0)][::CALIBRATION_STEP]
     stills = [read_rgb(path) for path in sorted((ROOT / "samples" / "images" / "rainy").glob("*.png"))]
     calibration = [dict(zip(("rainy", "rlcn"), inputs(image), strict=True)) for image in frames + stills]
 

@@ -121,6 +121,24 @@ def test_colour_round_trip_uses_the_input_matrix_and_range(tmp_path, identity_we
             assert np.abs(plane_in.astype(int) - plane_out.astype(int)).max() <= 1
 
 
+def test_a_4_2_0_video_keeps_its_brightness_through_the_engine(tmp_path, identity_weights):
+    # The bundled sample is 4:2:0, as nearly every camera's video is. With a model that returns its input and
+    # lossless output, Y must come back as it went in: swscale's default YUV -> RGB made every frame about
+    # a level darker (-1.03 on average here), which a model then had to win back before it gained at all.
+    source = SAMPLES.parent / "rainy_clip.mp4"
+    options = ("--end", 0.4, "--crf", 0, "--preset", "ultrafast", "--temporal", "off")
+    derain(source, tmp_path / "out.mp4", identity_weights, *options)
+    pairs = list(zip(read_planes(source), read_planes(tmp_path / "out.mp4")))
+    assert len(pairs) == 10
+    for planes_in, planes_out in pairs:
+        luma_in, luma_out = (planes[0].astype(float) for planes in (planes_in, planes_out))
+        assert abs(np.mean(luma_out - luma_in)) < 0.05 and np.mean(np.abs(luma_out - luma_in)) < 0.05
+        for chroma_in, chroma_out in zip(planes_in[1:], planes_out[1:], strict=True):
+            # Chroma is interpolated to full size and averaged back: softened a little, never shifted.
+            difference = chroma_out.astype(float) - chroma_in
+            assert abs(np.mean(difference)) < 0.1 and np.mean(np.abs(difference)) < 0.5
+
+
 def test_engine_output_is_the_model_applied_to_each_frame(tmp_path, weights):
     spec = ClipSpec(width=63, height=47, frames=7, content="gradient")
     source = make_clip(tmp_path / "in.mp4", spec)

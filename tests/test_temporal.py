@@ -17,6 +17,7 @@ import torch
 from tests.cli_helpers import vidderain
 from tests.conftest import SAMPLES
 from tests.media import read_video
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.engine.fusion import TemporalFusion, TemporalSettings, fuse_frames
 from vidderain.engine.planes import NumpyPlanes, planes_for
 from vidderain.engine.planes_torch import TorchPlanes
@@ -373,7 +374,7 @@ def write_clip(path, frames: list[np.ndarray], fps: int = 10) -> None:
 
 def decode(path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        return [frame_to_rgb(frame) for frame in container.decode(video=0)]
 
 
 def test_run_fuses_by_default_and_temporal_off_gives_the_per_frame_result(tmp_path):

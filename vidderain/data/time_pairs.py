@@ -21,6 +21,7 @@ import av
 import cv2
 import numpy as np
 
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.imageio import LUMA, to_float, to_uint8, write_rgb
 
 
@@ -80,7 +81,7 @@ class TimePairs:
 def read_frames(path: Path, count: int) -> list[np.ndarray]:
     """``count`` frames spread evenly over the clip (all of them when it has fewer), as uint8 RGB."""
     with av.open(str(path)) as container:
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        frames = [frame_to_rgb(frame) for frame in container.decode(video=0)]
     if len(frames) <= count:
         return frames
     return [frames[int(index)] for index in np.linspace(0, len(frames) - 1, count)]

@@ -34,6 +34,7 @@ from vidderain.data.photos import PHOTOS, load_photo
 from vidderain.data.rain import RAIN_STYLES, RainStyle, add_rain
 from vidderain.data.scene import Night, PaintedLines, scene_step
 from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_entry, rain_kind
+from vidderain.engine.colour import frame_to_rgb
 from vidderain.engine.pipeline import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
@@ -109,7 +110,7 @@ def video_frames(
                 next_time = 0.0
                 for frame in container.decode(video=0):
                     if frame.time is not None and frame.time + 1e-6 >= next_time:
-                        frames.append(frame.to_ndarray(format="rgb24"))
+                        frames.append(frame_to_rgb(frame))
                         next_time = frame.time + every_seconds
         except av.FFmpegError as error:
             raise VidderainError(f"cannot decode {clip}: {error}") from None

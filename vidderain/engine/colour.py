@@ -4,6 +4,13 @@ FFmpeg's swscale assumes BT.601 and limited range unless told. An HD video tagge
 BT.709 by convention; full-range sources (MJPEG webcams, ``yuvj*`` formats, ``color_range=JPEG``) must
 be converted as full range or blacks and whites get crushed. The same matrix and range convert the
 derained RGB back, and the encoder is tagged with them.
+
+swscale's default YUV -> RGB (its fast table path, chroma not interpolated horizontally) comes out about one
+level darker than the matrix says (green 1.5 levels; measured on the sample clip against float arithmetic),
+so every decode -> encode made a video a level darker. With accurate rounding and full horizontal chroma
+interpolation it is exact on average and a round trip gives Y back (mean |difference| 0.001 level), at 5 ms
+a 1080p frame instead of 1 (docs/benchmarks.md, "Colour: decoding a level darker"). RGB -> YUV is exact on
+average with the default flags, which the device's converter (vidderain.engine.yuv) matches.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 # FFmpeg's AVColorSpace values -> swscale's matrix names (PyAV's Colorspace enum).
 AVCOL_SPC_RGB = 0
@@ -31,6 +39,7 @@ AVCOL_RANGE_UNSPECIFIED = 0
 AVCOL_RANGE_MPEG = 1  # limited: Y in [16, 235]
 AVCOL_RANGE_JPEG = 2  # full: [0, 255]
 HD_MIN_HEIGHT = 720  # from here on an untagged video is BT.709, below it BT.601 (FFmpeg's convention)
+DECODE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,12 @@ class Colour:
         """Decoded frame -> uint8 RGB (H, W, 3)."""
         if self.is_rgb:
             return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(format="rgb24", src_colorspace=self.matrix, src_color_range=self.color_range)
+        return frame.to_ndarray(
+            format="rgb24",
+            src_colorspace=self.matrix,
+            src_color_range=self.color_range,
+            interpolation=DECODE_FLAGS,
+        )
 
     def from_rgb(self, image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
         """uint8 RGB (H, W, 3) -> a frame in the encoder's format with the same matrix and range."""
@@ -91,3 +105,9 @@ class Colour:
         codec_context.color_range = self.color_range
         codec_context.color_primaries = self.color_primaries
         codec_context.color_trc = self.color_trc
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as uint8 RGB (H, W, 3), with its own matrix and range: how anything in the project
+    that reads a video (training clips, time pairs, evaluations) sees the frames the engine sees."""
+    return Colour.of_frame(frame).to_rgb(frame)
