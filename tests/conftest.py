@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 from types import ModuleType
 
@@ -71,8 +72,9 @@ def tiny_config() -> ModelConfig:
 
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
-    """A generator seeded per test, so each test draws its own images and failures reproduce."""
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)
+    """A generator seeded per test, so each test draws its own images and failures reproduce (a digest of
+    the test's id: ``hash`` of a string is salted per process, so it drew anew in every run)."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture(scope="session")
