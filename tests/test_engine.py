@@ -128,9 +128,9 @@ def test_a_4_2_0_video_keeps_its_brightness_through_the_engine(tmp_path, identit
     source = SAMPLES.parent / "rainy_clip.mp4"
     options = ("--end", 0.4, "--crf", 0, "--preset", "ultrafast", "--temporal", "off")
     derain(source, tmp_path / "out.mp4", identity_weights, *options)
-    pairs = list(zip(read_planes(source), read_planes(tmp_path / "out.mp4")))
-    assert len(pairs) == 10
-    for planes_in, planes_out in pairs:
+    written = read_planes(tmp_path / "out.mp4")
+    assert len(written) == 10
+    for planes_in, planes_out in zip(read_planes(source)[: len(written)], written, strict=True):
         luma_in, luma_out = (planes[0].astype(float) for planes in (planes_in, planes_out))
         assert abs(np.mean(luma_out - luma_in)) < 0.05 and np.mean(np.abs(luma_out - luma_in)) < 0.05
         for chroma_in, chroma_out in zip(planes_in[1:], planes_out[1:], strict=True):
