@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from vidderain.data.rain import DownpourStyle, RainStyle, composite, rain_renderer
-from vidderain.engine.colour import DECODE_FLAGS, frame_to_rgb
+from vidderain.engine.colour import default_matrix_to_rgb, frame_to_rgb
 from vidderain.errors import VidderainError
 from vidderain.imageio import is_image_path, read_rgb, to_float, to_uint8, write_rgb
 from vidderain.inference import Derainer, load_model, resolve_device
@@ -105,8 +105,7 @@ def h264_round_trip(frames: list[np.ndarray], crf: int, fps: int = 25) -> list[n
     packets += encoder.encode(None)
     decoder = av.CodecContext.create("h264", "r")
     decoded = [out for packet in packets for out in decoder.decode(packet)] + list(decoder.decode(None))
-    # Decoded with the matrix it was encoded with (swscale's default, BT.601).
-    return [frame.to_ndarray(format="rgb24", interpolation=DECODE_FLAGS) for frame in decoded]
+    return [default_matrix_to_rgb(frame) for frame in decoded]
 
 
 def render_rainy(clean: list[np.ndarray], style: RainStyle | DownpourStyle, seed: int) -> list[np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vidderain.data.photos import load_photo
 from vidderain.data.rain import RAIN_STYLES, RainRenderer, RainStyle, add_rain, composite
-from vidderain.engine.colour import DECODE_FLAGS
+from vidderain.engine.colour import default_matrix_to_rgb
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_uint8, write_rgb
 
@@ -61,9 +61,7 @@ def h264_round_trip(frames: list[np.ndarray]) -> list[np.ndarray]:
         container.mux(stream.encode(None))
     buffer.seek(0)
     with av.open(buffer) as container:
-        # Decoded with the matrix it was encoded with (swscale's default, BT.601).
-        decoded = container.decode(video=0)
-        return [frame.to_ndarray(format="rgb24", interpolation=DECODE_FLAGS) for frame in decoded]
+        return [default_matrix_to_rgb(frame) for frame in container.decode(video=0)]
 
 
 def write_split(folder: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

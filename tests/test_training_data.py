@@ -422,7 +422,7 @@ def test_a_held_out_clip_validates_under_rendered_rain_and_none_of_its_frames_tr
 
 
 def test_painted_lines_are_long_straight_and_thin_and_are_scene_in_input_and_target():
-    rng = np.random.default_rng(0)  # the fixture's seed hashes the test id, which changes with PYTHONHASHSEED
+    rng = np.random.default_rng(0)  # the draws this test was checked with
     # Lines twice the crop long or more cross it: a straight run of pixels from one edge to another.
     lines = PaintedLines(
         probability=1.0,

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from vidderain.data.rain import RainStyle, add_rain, compress_jpeg
-from vidderain.engine.colour import DECODE_FLAGS
+from vidderain.engine.colour import default_matrix_to_rgb
 from vidderain.errors import VidderainError
 from vidderain.imageio import to_float, to_uint8
 from vidderain.registry import Registry
@@ -107,7 +107,7 @@ def compress_h264(image: np.ndarray, crf: int) -> np.ndarray:
     packets = [*encoder.encode(frame), *encoder.encode(None)]
     decoder = av.CodecContext.create("h264", "r")
     decoded = [out for packet in packets for out in decoder.decode(packet)] + list(decoder.decode(None))
-    return to_float(decoded[0].to_ndarray(format="rgb24", interpolation=DECODE_FLAGS))  # as it was encoded
+    return to_float(default_matrix_to_rgb(decoded[0]))
 
 
 @dataclass(frozen=True)

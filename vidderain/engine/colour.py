@@ -111,3 +111,10 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded frame as uint8 RGB (H, W, 3), with its own matrix and range: how anything in the project
     that reads a video (training clips, time pairs, evaluations) sees the frames the engine sees."""
     return Colour.of_frame(frame).to_rgb(frame)
+
+
+def default_matrix_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A frame that swscale's defaults made from RGB (BT.601, limited range, untagged: the in-memory H.264
+    round trips of training and evaluation) back to uint8 RGB with that matrix, decoded as the engine
+    decodes (``frame_to_rgb`` would take an untagged frame 720 rows high or more for BT.709)."""
+    return frame.to_ndarray(format="rgb24", interpolation=DECODE_FLAGS)
