@@ -8,6 +8,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from vidderain.metrics import (
+    RAIN_LEFT_FLOOR,
     NegativeSSIMLoss,
     WeightedLoss,
     mean_offset_y,
@@ -110,8 +111,34 @@ def test_the_l1_term_sees_a_brightness_offset_that_ssim_barely_does(pair):
         (rgb_to_y(darker.double()) - rgb_to_y(clean.double())).mean().item()
     )
     assert mean_offset_y(darker, clean).item() < -1.5  # in levels of the 0-255 scale
-    with pytest.raises(ValueError, match="unknown loss term 'l2' \\(known: ssim, l1\\)"):
+    with pytest.raises(ValueError, match="unknown loss term 'l2' \\(known: ssim, l1, rain_left\\)"):
         WeightedLoss({"l2": 1.0})
+
+
+def test_the_rain_left_term_counts_faint_rain_as_much_as_heavy(pair):
+    # Faint real rain (a few levels) and a heavy synthetic crop in one batch: a prediction that leaves half
+    # of each is charged alike, where L1 charges the heavy crop for nearly all of it.
+    _, clean = pair
+    clean = clean[:1].double()
+    streaks = (torch.rand_like(clean[:, :1]) > 0.5).expand_as(clean).double()
+    faint, heavy = clean + 4 / 255 * streaks, clean + 80 / 255 * streaks
+    rainy = torch.cat([faint, heavy])
+    target = torch.cat([clean, clean])
+    half_left = (rainy + target) / 2
+    rain_left, l1 = WeightedLoss({"rain_left": 1.0}), WeightedLoss({"l1": 1.0})
+    assert rain_left(half_left, target, rainy).item() == pytest.approx(0.5, rel=1e-6)
+    faint_l1 = l1(half_left[:1], target[:1]).item()
+    assert faint_l1 < l1(half_left[1:], target[1:]).item() / 15
+    # A crop with less rain than the floor (a rain-free one) is left to the other terms.
+    darker = clean - 0.5 / 255
+    assert rain_left(darker, clean, clean).item() == 0
+    fainter = clean + 0.5 * RAIN_LEFT_FLOOR
+    both = rain_left(
+        torch.cat([half_left[:1], darker]), torch.cat([clean, clean]), torch.cat([faint, fainter])
+    )
+    assert both.item() == pytest.approx(0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="'rain_left' needs the rainy input"):
+        rain_left(half_left, target)
 
 
 def test_mismatched_shapes_are_refused():

@@ -28,6 +28,8 @@ RAIN_LEVELS = 80  # how much brighter a streak is in the rainy frame
 LEFT_LEVELS = 20  # ... and in the model's output, where it left the streak (faint, as models leave it)
 LEFT_SHARE = 0.5  # the share of streaks the model leaves
 SOFTENING = 0.6  # the model's output is a little softer than the scene (a Gaussian blur, in pixels)
+DENSE_STREAKS = 60  # heavy rain: the model takes off more than sweep_dense on average
+DENSE_LEFT_LEVELS = 40  # ... and leaves half of its streaks bright
 CLIP_RAIN_LEVELS = 30  # light rain for the shipped model, which leaves traces of it that fusion takes out
 
 
@@ -250,6 +252,51 @@ def test_heavy_rain_with_haze_over_a_still_scene_gains_on_every_frame():
     # Without the haze taken out of the rainy votes it would come back half way in every frame.
     unhazed = fuse(derained, rainy, TemporalSettings(dehaze=False, background=False))
     assert np.mean([psnr(out, clean) for out in unhazed]) < np.mean([psnr(out, clean) for out in fused]) - 3
+
+
+def dense_rain(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A frame of heavy rain and the model's: dense streaks, half of them left bright."""
+    masks = streaks(rng, DENSE_STREAKS)
+    left = np.any(masks[: int(len(masks) * LEFT_SHARE)], axis=0)
+    softened = cv2.GaussianBlur(clean, (0, 0), SOFTENING)
+    return brighten(clean, np.any(masks, axis=0), RAIN_LEVELS), brighten(softened, left, DENSE_LEFT_LEVELS)
+
+
+def test_dense_rain_the_model_leaves_on_a_still_camera_is_swept_and_a_moving_object_stays():
+    # Heavy rain leaves bright streaks in every frame, each where its neighbours have none: the vote keeps
+    # them (the frame disagrees with its neighbours exactly there); the sweep takes them out. A square
+    # crossing the frame is wider than a streak: it stays where it is, in every frame.
+    rng = np.random.default_rng(13)
+    background = scene("coffee")
+    rainy, derained, cleans, boxes = [], [], [], []
+    for index in range(9):
+        clean = background.copy()
+        left = 10 + 6 * index
+        clean[30:60, left : left + 30] = (230, 230, 230)  # white: brighter than what it passes over
+        cleans.append(clean)
+        boxes.append((slice(30, 60), slice(left, left + 30)))
+        before, after = dense_rain(clean, rng)
+        rainy.append(before)
+        derained.append(after)
+    swept = fuse(derained, rainy)
+    voted = fuse(derained, rainy, TemporalSettings(sweep=False))
+    gains = [psnr_y(a, clean) - psnr_y(b, clean) for a, b, clean in zip(swept, voted, cleans, strict=True)]
+    assert np.mean(gains) > 0.5 and min(gains) >= 0, gains
+    assert np.array_equal(swept[-1], voted[-1])  # the last frame has no later neighbours: not swept
+    for out, before, clean, box in zip(swept, voted, cleans, boxes, strict=True):
+        assert error(out[box], clean[box]) <= error(before[box], clean[box]) + 0.25
+    # A moving camera is not swept: its frames at the same place are not the same scene.
+    wide = read_rgb(SAMPLES / "clean" / "chelsea.png")
+    pan = [
+        dense_rain(np.ascontiguousarray(wide[40 : 40 + HEIGHT, 4 * s : 4 * s + WIDTH]), rng) for s in range(9)
+    ]
+    pan_rainy, pan_derained = (list(frames) for frames in zip(*pan, strict=True))
+    for a, b in zip(
+        fuse(pan_derained, pan_rainy),
+        fuse(pan_derained, pan_rainy, TemporalSettings(sweep=False)),
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
 
 
 def test_a_repeated_frame_has_no_vote_and_comes_out_as_its_twin():

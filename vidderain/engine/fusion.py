@@ -117,6 +117,15 @@ class TemporalSettings:
     # changed only where the full-size test fails in this frame and the one before (rain falls on, a car
     # stays); 0: off. Real still cameras: 41% -> 47% of the rain removed (docs/benchmarks.md)
     edge_jitter: float = 0.5  # pixels an edge of a still pixel may shiver by (see _still_background)
+    sweep: bool = True  # dense rain on a steady camera, files only (not causal): see _swept
+    sweep_dense: float = 1 / UINT8_MAX  # ... where the model took more than this off the frame's Y on average
+    # (heavy rain, a downpour; light rain and dry frames are left to the vote, which keeps what they have)
+    sweep_steady: float = 0.3  # ... and the camera is steady: corners tracked ``sweep_gap`` frames apart
+    # moved by at most this many flow pixels a frame (median; heavy rain jitters dense flow, not this)
+    sweep_gap: int = 4
+    sweep_noise: float = 2 / UINT8_MAX  # ... brighter than the frames around it at the same place by more
+    # than this (less is noise) ...
+    sweep_width: int = 11  # ... in shapes narrower than this, in flow pixels (wider: an object, kept)
     rising: float = 0.1  # the background moves this share of the way to a brighter fused value a frame
     falling: float = 0.5  # ... and this share to one darker by over ``still_difference``: rain only
     # brightens, so a streak that lands on a pixel moves it little, and one it holds (its first frame's)
@@ -144,6 +153,7 @@ class _Frame:
     rainy_luma: Any  # float32 Y of the model's input less the haze the model removed (its own where
     # the caller gives none)
     repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
+    removed: float  # how much the model took off the frame's Y on average, in [0, 1] (0 with no rainy frame)
 
 
 class TemporalFusion:
@@ -178,16 +188,20 @@ class TemporalFusion:
         ops = self.ops
         planes_image = ops.upload(image)
         derained_luma = ops.luma(planes_image)
+        removed = 0.0
         if rainy is None or rainy.shape != image.shape:
             rainy_luma = derained_luma
         else:
             rainy_luma = ops.luma(ops.upload(rainy))
+            removed = float((rainy_luma - derained_luma).mean())
             rainy_luma = self._dehazed(rainy_luma, derained_luma) if self.settings.dehaze else rainy_luma
         repeats = bool(self.frames) and (
             ops.mean_abs_difference(rainy_luma, self.frames[-1].rainy_luma) < self.settings.repeated_frame
         )
         small = self._small(image)
-        self.frames.append(_Frame(image, planes_image, *small, item, derained_luma, rainy_luma, repeats))
+        self.frames.append(
+            _Frame(image, planes_image, *small, item, derained_luma, rainy_luma, repeats, removed)
+        )
         while self.pending + self.settings.delay < self.first + len(self.frames):
             ready.append(self._emit(self.pending))
         self._forget()
@@ -213,6 +227,8 @@ class TemporalFusion:
             fused, near = self._fuse(index)
             if self.settings.background:
                 fused = self._still_background(index, fused, near)
+            if self.settings.sweep:
+                fused = self._swept(index, fused)
             changed = fused is not frame.planes_image
             image = self.ops.download(fused) if changed else frame.image
             self.fused_frames += changed
@@ -323,6 +339,54 @@ class TemporalFusion:
         out = fused if image is near else ops.luma(image)
         shift = ops.where(still, ops.minimum(updated + allowed - out, 0.0), 0.0)
         return ops.shift_luma(image, shift)
+
+    def _swept(self, index: int, image: Any) -> Any:
+        """Dense rain on a steady camera: what the frame has brighter than the frames around it at the same
+        place (their median, the frame's own value counted twice) by more than the noise, in shapes thinner
+        than ``sweep_width``, is rain the model left, and goes. The vote above keeps a pixel where its
+        neighbours disagree with it, which in heavy rain is where the model left a streak (the streak is
+        the disagreement); rain only brightens, and a moving object is wider than a streak. Rendered heavy
+        rain over still cameras: +0.3..+1.2 -> +2.4..+6.8 dB (docs/benchmarks.md, "Sweeping dense rain")."""
+        s, ops = self.settings, self.ops
+        here = self.frames[index - self.first]
+        # Frames on both sides, always: a bright object moving on covers, ahead of it, a band its later
+        # frames share and its earlier ones do not; with earlier frames alone (live preview, a file's last
+        # frames) that band would be thin, brighter, and swept.
+        others = [other for other in self._neighbours(index, s.radius) if not self._repeated(index, other)]
+        sides = {other > index for other in others}
+        if s.causal or sides != {False, True} or len(others) < s.min_valid:
+            return image
+        if here.removed <= s.sweep_dense or not self._camera_steady(index):
+            return image
+        others = [self.frames[other - self.first].luma for other in others]
+        luma = ops.luma(image)
+        votes = [luma, luma] + others + ([luma] if len(others) % 2 else [])
+        excess = luma - ops.middle_mean(votes) - s.sweep_noise
+        excess = ops.where(excess > 0, excess, 0.0)
+        height, width = luma.shape[:2]
+        small_width, small_height = self._flow_size(height, width)
+        small = ops.downscale(excess, small_height, small_width)
+        wide = cv2.morphologyEx(small, cv2.MORPH_OPEN, ellipse(s.sweep_width))
+        thin = excess - ops.upscale(wide, height, width)
+        return ops.shift_luma(image, -ops.where(thin > 0, thin, 0.0))
+
+    def _camera_steady(self, index: int) -> bool:
+        """Whether the camera stands still, judged on corners (OpenCV's Shi-Tomasi and pyramidal
+        Lucas-Kanade, kept where the track back lands within a pixel of its start) of the opened grey,
+        ``sweep_gap`` frames apart (or as far as the window reaches): a still camera's corners shiver in
+        heavy rain and do not drift, a moving camera's drift further with every frame."""
+        s = self.settings
+        candidates = [index - s.sweep_gap, index + s.sweep_gap]
+        available = [other for other in candidates if self.first <= other < self.first + len(self.frames)]
+        if not available:
+            farthest = list(self._neighbours(index, s.sweep_gap))
+            if not farthest:
+                return False
+            available = [max(farthest, key=lambda other: abs(other - index))]
+        other = available[0]
+        here, there = (self.frames[frame - self.first].small for frame in (index, other))
+        moved = corner_motion(here, there)
+        return moved is not None and moved <= s.sweep_steady * abs(other - index)
 
     def _small_luma(self, plane: Any) -> np.ndarray:
         """A full-size Y plane at the flow width, opened and blurred as ``_small`` makes a frame's grey."""
@@ -506,6 +570,30 @@ class TemporalFusion:
                     [mask for mask, later in zip(masks, sides, strict=True) if later == side]
                 )
         return ops.where(enough, ops.middle_mean(derained + rainy), here.luma)
+
+
+TRACKED_CORNERS = 200  # at most, the strongest, at least CORNER_SPACING flow pixels apart
+CORNER_SPACING = 5
+CORNER_QUALITY = 0.01  # of the strongest corner's response
+MIN_TRACKS = 8  # fewer tracks that hold say nothing of the camera
+TRACK_WINDOW = 15  # Lucas-Kanade's window, in flow pixels, over 3 pyramid levels
+TRACK_RETURN = 0.5  # a track kept comes back within this many flow pixels of its start
+
+
+def corner_motion(here: np.ndarray, there: np.ndarray) -> float | None:
+    """How far the corners of ``here`` (uint8 grey) move to ``there``: the median length of the tracks
+    that hold both ways, in pixels; None where too few corners hold (a flat or a changed frame)."""
+    corners = cv2.goodFeaturesToTrack(here, TRACKED_CORNERS, CORNER_QUALITY, CORNER_SPACING)
+    if corners is None or len(corners) < MIN_TRACKS:
+        return None
+    window = (TRACK_WINDOW, TRACK_WINDOW)
+    forward, found, _ = cv2.calcOpticalFlowPyrLK(here, there, corners, None, winSize=window, maxLevel=2)
+    back, returned, _ = cv2.calcOpticalFlowPyrLK(there, here, forward, None, winSize=window, maxLevel=2)
+    held = (found[:, 0] == 1) & (returned[:, 0] == 1)
+    held &= np.linalg.norm((back - corners)[:, 0], axis=1) < TRACK_RETURN
+    if held.sum() < MIN_TRACKS:
+        return None
+    return float(np.median(np.linalg.norm((forward - corners)[held, 0], axis=1)))
 
 
 def fuse_frames(

@@ -56,11 +56,11 @@ class TrainingStep:
         labelled = torch.isfinite(clean).flatten(1).all(1)
         loss = derained.new_zeros((), dtype=torch.float32)
         if labelled.all():
-            loss = self.loss_fn(derained.float(), clean)
+            loss = self.loss_fn(derained.float(), clean, rainy)
         elif labelled.any():
-            loss = self.loss_fn(derained[labelled].float(), clean[labelled])
+            loss = self.loss_fn(derained[labelled].float(), clean[labelled], rainy[labelled])
         if self.teacher is not None:
-            loss = loss + self.teacher_weight * self.loss_fn(derained.float(), taught)
+            loss = loss + self.teacher_weight * self.loss_fn(derained.float(), taught, rainy)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
