@@ -281,7 +281,7 @@ def test_dense_rain_the_model_leaves_on_a_still_camera_is_swept_and_a_moving_obj
     swept = fuse(derained, rainy)
     voted = fuse(derained, rainy, TemporalSettings(sweep=False))
     gains = [psnr_y(a, clean) - psnr_y(b, clean) for a, b, clean in zip(swept, voted, cleans, strict=True)]
-    assert np.mean(gains) > 0.5 and min(gains) >= 0, gains
+    assert np.mean(gains) > 0.4 and min(gains) >= 0, gains
     assert np.array_equal(swept[-1], voted[-1])  # the last frame has no later neighbours: not swept
     for out, before, clean, box in zip(swept, voted, cleans, boxes, strict=True):
         assert error(out[box], clean[box]) <= error(before[box], clean[box]) + 0.25

@@ -341,12 +341,13 @@ class TemporalFusion:
         return ops.shift_luma(image, shift)
 
     def _swept(self, index: int, image: Any) -> Any:
-        """Dense rain on a steady camera: what the frame has brighter than the frames around it at the same
-        place (their median, the frame's own value counted twice) by more than the noise, in shapes thinner
-        than ``sweep_width``, is rain the model left, and goes. The vote above keeps a pixel where its
-        neighbours disagree with it, which in heavy rain is where the model left a streak (the streak is
-        the disagreement); rain only brightens, and a moving object is wider than a streak. Rendered heavy
-        rain over still cameras: +0.3..+1.2 -> +2.4..+6.8 dB (docs/benchmarks.md, "Sweeping dense rain")."""
+        """Dense rain on a steady camera: what the frame has brighter than the frames around it, both at the
+        same place and where the flow finds each pixel (their medians, the frame's own value counted twice),
+        by more than the noise, in shapes thinner than ``sweep_width``, is rain the model left, and goes.
+        The vote above keeps a pixel where its neighbours disagree with it, which in heavy rain is where the
+        model left a streak (the streak is the disagreement); rain only brightens, falls through (the flow
+        does not carry it), and is thinner than an object. Rendered heavy rain over still cameras:
+        +0.3..+1.4 -> +2.5..+5.1 dB (docs/benchmarks.md, "Sweeping dense rain")."""
         s, ops = self.settings, self.ops
         here = self.frames[index - self.first]
         # Frames on both sides, always: a bright object moving on covers, ahead of it, a band its later
@@ -358,12 +359,25 @@ class TemporalFusion:
             return image
         if here.removed <= s.sweep_dense or not self._camera_steady(index):
             return image
-        others = [self.frames[other - self.first].luma for other in others]
         luma = ops.luma(image)
-        votes = [luma, luma] + others + ([luma] if len(others) % 2 else [])
-        excess = luma - ops.middle_mean(votes) - s.sweep_noise
-        excess = ops.where(excess > 0, excess, 0.0)
         height, width = luma.shape[:2]
+        still = [self.frames[other - self.first].luma for other in others]
+        # ... and than the same frames where the flow finds each pixel: a car that moves on is brighter than
+        # the road its neighbours have at its place, but not than itself in them.
+        moved = [
+            ops.remap(
+                self.frames[other - self.first].luma,
+                ops.sampling_map(self._flow(index, other), height, width),
+            )
+            for other in others
+        ]
+        excess = None
+        for lumas in (still, moved):
+            votes = [luma, luma] + lumas + ([luma] if len(lumas) % 2 else [])
+            brighter = luma - ops.middle_mean(votes)
+            excess = brighter if excess is None else ops.minimum(excess, brighter)
+        excess = excess - s.sweep_noise
+        excess = ops.where(excess > 0, excess, 0.0)
         small_width, small_height = self._flow_size(height, width)
         small = ops.downscale(excess, small_height, small_width)
         wide = cv2.morphologyEx(small, cv2.MORPH_OPEN, ellipse(s.sweep_width))
