@@ -123,8 +123,8 @@ class TemporalSettings:
     sweep_steady: float = 0.3  # ... and the camera is steady: corners tracked ``sweep_gap`` frames apart
     # moved by at most this many flow pixels a frame (median; heavy rain jitters dense flow, not this)
     sweep_gap: int = 4
-    sweep_noise: float = 2 / UINT8_MAX  # ... brighter than the frames around it at the same place by more
-    # than this (less is noise) ...
+    sweep_noise: float = 2 / UINT8_MAX  # ... brighter than the frames around it (at the same place and where
+    # the flow finds it) by more than this (less is noise) ...
     sweep_width: int = 11  # ... in shapes narrower than this, in flow pixels (wider: an object, kept)
     rising: float = 0.1  # the background moves this share of the way to a brighter fused value a frame
     falling: float = 0.5  # ... and this share to one darker by over ``still_difference``: rain only
@@ -386,7 +386,7 @@ class TemporalFusion:
 
     def _camera_steady(self, index: int) -> bool:
         """Whether the camera stands still, judged on corners (OpenCV's Shi-Tomasi and pyramidal
-        Lucas-Kanade, kept where the track back lands within a pixel of its start) of the opened grey,
+        Lucas-Kanade, kept where the track back lands within TRACK_RETURN of its start) of the opened grey,
         ``sweep_gap`` frames apart (or as far as the window reaches): a still camera's corners shiver in
         heavy rain and do not drift, a moving camera's drift further with every frame."""
         s = self.settings
