@@ -117,7 +117,7 @@ class TemporalSettings:
     # changed only where the full-size test fails in this frame and the one before (rain falls on, a car
     # stays); 0: off. Real still cameras: 41% -> 47% of the rain removed (docs/benchmarks.md)
     edge_jitter: float = 0.5  # pixels an edge of a still pixel may shiver by (see _still_background)
-    sweep: bool = True  # dense rain on a steady camera, files only (not causal): see _swept
+    sweep: bool = True  # dense rain on a steady camera, files only (not causal): see _swept, sweeps
     sweep_dense: float = 1 / UINT8_MAX  # ... where the model took more than this off the frame's Y on average
     # (heavy rain, a downpour; light rain and dry frames are left to the vote, which keeps what they have)
     sweep_steady: float = 0.3  # ... and the camera is steady: corners tracked ``sweep_gap`` frames apart
@@ -130,6 +130,11 @@ class TemporalSettings:
     falling: float = 0.5  # ... and this share to one darker by over ``still_difference``: rain only
     # brightens, so a streak that lands on a pixel moves it little, and one it holds (its first frame's)
     # is gone in a few frames; smaller differences (noise) move it at ``rising`` either way
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether ``_swept`` can run: it needs later frames, which a causal fusion never waits for."""
+        return self.sweep and not self.causal
 
     @property
     def reach(self) -> int:
@@ -153,7 +158,8 @@ class _Frame:
     rainy_luma: Any  # float32 Y of the model's input less the haze the model removed (its own where
     # the caller gives none)
     repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
-    removed: float  # how much the model took off the frame's Y on average, in [0, 1] (0 with no rainy frame)
+    removed: float  # how much the model took off the frame's Y on average, in [0, 1] (0 with no rainy frame,
+    # or where the fusion does not sweep)
 
 
 class TemporalFusion:
@@ -170,6 +176,9 @@ class TemporalFusion:
         self.first = 0  # stream index of frames[0]
         self.pending = 0  # stream index of the next frame to emit
         self.flows: dict[tuple[int, int], np.ndarray] = {}
+        # The frame being fused: each near neighbour's Y where the flow finds each pixel, as its view warped
+        # it (the sweep takes the same medians); emptied once the frame is out.
+        self.moved: dict[int, Any] = {}
         self.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[settings.flow_preset])
         self.fused_frames = 0  # frames where at least one pixel moved (for the summary)
         self.previous: tuple[int, np.ndarray] | None = None  # the last frame emitted: (index, image)
@@ -193,7 +202,8 @@ class TemporalFusion:
             rainy_luma = derained_luma
         else:
             rainy_luma = ops.luma(ops.upload(rainy))
-            removed = float((rainy_luma - derained_luma).mean())
+            if self.settings.sweeps:
+                removed = float((rainy_luma - derained_luma).mean())
             rainy_luma = self._dehazed(rainy_luma, derained_luma) if self.settings.dehaze else rainy_luma
         repeats = bool(self.frames) and (
             ops.mean_abs_difference(rainy_luma, self.frames[-1].rainy_luma) < self.settings.repeated_frame
@@ -227,8 +237,9 @@ class TemporalFusion:
             fused, near = self._fuse(index)
             if self.settings.background:
                 fused = self._still_background(index, fused, near)
-            if self.settings.sweep:
+            if self.settings.sweeps:
                 fused = self._swept(index, fused)
+            self.moved.clear()
             changed = fused is not frame.planes_image
             image = self.ops.download(fused) if changed else frame.image
             self.fused_frames += changed
@@ -355,28 +366,29 @@ class TemporalFusion:
         # frames) that band would be thin, brighter, and swept.
         others = [other for other in self._neighbours(index, s.radius) if not self._repeated(index, other)]
         sides = {other > index for other in others}
-        if s.causal or sides != {False, True} or len(others) < s.min_valid:
+        if sides != {False, True} or len(others) < s.min_valid:
             return image
         if here.removed <= s.sweep_dense or not self._camera_steady(index):
             return image
         luma = ops.luma(image)
         height, width = luma.shape[:2]
         still = [self.frames[other - self.first].luma for other in others]
-        # ... and than the same frames where the flow finds each pixel: a car that moves on is brighter than
-        # the road its neighbours have at its place, but not than itself in them.
+        # ... and than the same frames where the flow finds each pixel (as the vote warped them; a
+        # neighbour the vote dropped is warped here): a car that moves on is brighter than the road its
+        # neighbours have at its place, but not than itself in them.
         moved = [
-            ops.remap(
+            self.moved[other]
+            if other in self.moved
+            else ops.remap(
                 self.frames[other - self.first].luma,
                 ops.sampling_map(self._flow(index, other), height, width),
             )
             for other in others
         ]
-        excess = None
-        for lumas in (still, moved):
-            votes = [luma, luma] + lumas + ([luma] if len(lumas) % 2 else [])
-            brighter = luma - ops.middle_mean(votes)
-            excess = brighter if excess is None else ops.minimum(excess, brighter)
-        excess = excess - s.sweep_noise
+        medians = [
+            ops.middle_mean([luma, luma, *lumas] + [luma] * (len(lumas) % 2)) for lumas in (still, moved)
+        ]
+        excess = ops.minimum(luma - medians[0], luma - medians[1]) - s.sweep_noise
         excess = ops.where(excess > 0, excess, 0.0)
         small_width, small_height = self._flow_size(height, width)
         small = ops.downscale(excess, small_height, small_width)
@@ -507,6 +519,7 @@ class TemporalFusion:
         else:
             still_mask, moved_where, moved_mask = found
             moved_luma = ops.remap(there.luma, moved_where)
+            self.moved[other] = moved_luma  # each neighbour's own key: safe from the pool's threads
             # Still or moved, per pixel at full size (at the flow's size a texture a pixel off still agrees:
             # a dashcam's trees and fences), whichever agrees better; still on a near tie (no resampling).
             still_error = self._choice_error(there.luma, here.luma, still_mask)
