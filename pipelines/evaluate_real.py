@@ -4,8 +4,10 @@ clips, the share of the rain's energy each weights file removes, and PSNR-Y on t
 
     python pipelines/evaluate_real.py data/time-pairs/realtime-val --weights A.safetensors B.safetensors
 
-Rain pixels: still, and brighter than the rain-free estimate by more than RAIN_LEVEL (2 levels of 255);
-the other still pixels are the ones without rain.
+Rain pixels: still, and brighter than the pair's clean image by more than RAIN_LEVEL (2 levels of 255).
+The clean image is the rain-free estimate only where the frame holds rain that stands out of the clip's
+noise (time_pairs.TimePairs.rain_in), the frame itself elsewhere: the noise is not scored as rain, and the
+other still pixels are the ones without rain, where the model should change nothing.
 """
 
 from __future__ import annotations

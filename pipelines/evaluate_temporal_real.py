@@ -10,7 +10,10 @@ clip; ``--frames`` consecutive frames from its middle are moved onto it (a bobbi
 one ("off"), fused as `vidderain run` fuses them ("on"), and compared with the median of the
 ``--median`` rainy frames around each ("median", no model). Scored on the frames that have the whole
 median window, over each frame's still pixels (time_pairs.still_in): the share of the rain's energy
-removed, and PSNR-Y where there is no rain (what must not change). ``--cache`` keeps the derained frames,
+removed, where rain is every still pixel brighter than the estimate by 2 levels ("> 2 levels": the
+frame's own noise too, which a median of frames removes and one frame cannot) and where it stands out of
+the clip's noise (time_pairs.TimePairs.rain_in, "above noise"), and PSNR-Y where there is no rain (what
+must not change). ``--cache`` keeps the derained frames,
 so changing the fusion costs no model run.
 """
 
@@ -26,6 +29,7 @@ import cv2
 import numpy as np
 
 from vidderain.data.time_pairs import (
+    TimePairs,
     TimePairSettings,
     luma,
     rain_pixels,
@@ -67,13 +71,15 @@ def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSet
 
 
 def scores(
-    rainy: np.ndarray, result: np.ndarray, background: np.ndarray, still: np.ndarray
-) -> tuple[float, float]:
-    """(share of the rain removed, PSNR-Y on the still pixels without rain)."""
-    rainy_f, result_f = to_float(rainy), to_float(result)
+    rainy: np.ndarray, result: np.ndarray, pairs: TimePairs, still: np.ndarray, settings: TimePairSettings
+) -> tuple[float, float, float]:
+    """(share of the rain removed: > 2 levels, above noise; PSNR-Y on the still pixels without rain)."""
+    rainy_f, result_f, background = to_float(rainy), to_float(result), pairs.background
     dry = still & ~rain_pixels(rainy_f, background, still)
-    return rain_removed(rainy_f, result_f, background, still), psnr(
-        luma(result_f)[dry], luma(background)[dry]
+    return (
+        rain_removed(rainy_f, result_f, background, still),
+        rain_removed(rainy_f, result_f, background, still, pairs.rain_in(rainy, still, settings)),
+        psnr(luma(result_f)[dry], luma(background)[dry]),
     )
 
 
@@ -96,10 +102,11 @@ def main() -> int:
     derainer = None
     half = args.median // 2
     print(
-        "| clip | scored frames | rain removed: off | on | median of rainy "
-        "| PSNR-Y without rain: rainy | off | on | median | fusion ms a frame |"
+        "| clip | scored frames | rain removed > 2 levels: off | on | median of rainy "
+        "| above noise: off | on | median | PSNR-Y without rain: rainy | off | on | median "
+        "| fusion ms a frame |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * 13 + "|")
     removed_all = []
     try:
         for path in args.clips:
@@ -122,31 +129,33 @@ def main() -> int:
             started = time.perf_counter()
             on = fuse_frames(rainy, derained, settings)
             cost = (time.perf_counter() - started) / len(on) * 1000
-            rows = []
+            rows = []  # (off, on, median) x (removed > 2 levels, above noise, PSNR-Y without rain)
+            rainy_psnr = []
             for index in range(half, len(rainy) - half):
                 still = pairs.still_in(rainy[index], pair_settings)
                 median = np.median(np.stack(rainy[index - half : index + half + 1]), axis=0).round()
-                rows.append(
-                    [
-                        *scores(rainy[index], derained[index], pairs.background, still),
-                        *scores(rainy[index], on[index], pairs.background, still),
-                        *scores(rainy[index], median.astype(np.uint8), pairs.background, still),
-                        scores(rainy[index], rainy[index], pairs.background, still)[1],
-                    ]
-                )
-            off_r, off_p, on_r, on_p, med_r, med_p, rainy_p = np.mean(rows, axis=0)
-            removed_all.append((off_r, on_r, med_r))
+                outputs = (derained[index], on[index], median.astype(np.uint8))
+                rows.append([scores(rainy[index], out, pairs, still, pair_settings) for out in outputs])
+                rainy_psnr.append(scores(rainy[index], rainy[index], pairs, still, pair_settings)[2])
+            (levels, noise, psnrs) = np.mean(rows, axis=0).T
+            removed_all.append(np.concatenate([levels, noise]))
             print(
-                f"| {path.stem} | {len(rows)} | {off_r:.0%} | {on_r:.0%} | {med_r:.0%} "
-                f"| {rainy_p:.2f} | {off_p:.2f} | {on_p:.2f} | {med_p:.2f} | {cost:.0f} |",
+                f"| {path.stem} | {len(rows)} | "
+                + " | ".join(f"{value:.0%}" for value in (*levels, *noise))
+                + f" | {np.mean(rainy_psnr):.2f} | "
+                + " | ".join(f"{value:.2f}" for value in psnrs)
+                + f" | {cost:.0f} |",
                 flush=True,
             )
     except VidderainError as error:
         print(f"evaluate_temporal_real: error: {error}", file=sys.stderr)
         return 2
     if removed_all:
-        off_r, on_r, med_r = np.mean(removed_all, axis=0)
-        print(f"\nmean rain removed: off {off_r:.0%}, on {on_r:.0%}, median of rainy {med_r:.0%}")
+        off_r, on_r, med_r, off_n, on_n, med_n = np.mean(removed_all, axis=0)
+        print(
+            f"\nmean rain removed > 2 levels: off {off_r:.0%}, on {on_r:.0%}, median of rainy {med_r:.0%}; "
+            f"above noise: off {off_n:.0%}, on {on_n:.0%}, median of rainy {med_n:.0%}"
+        )
     return 0
 
 

@@ -1,10 +1,10 @@
 """Real rain made into pairs by time (vidderain.data.time_pairs), for training and validation (issue 29).
 
     python pipelines/make_time_pairs.py --clips ../shared/data/real/clips --out data/time-pairs \\
-        --validate zsvd-307 zsvd-67
+        --validate zsvd-152 zsvd-307 --with-pairs ../shared/data/pairs
 
-Every still clip gives ``--pairs`` rainy frames against its rain-free estimate (``--validation-pairs`` for
-the clips named by ``--validate``): OUT/realtime/ and OUT/realtime-val/, each {rainy,clean,mask}/. OUT
+Every still clip gives ``--pairs`` rainy frames against its rain-free estimate where they hold rain, and
+against themselves elsewhere (``--validation-pairs`` for the clips named by ``--validate``): OUT/realtime/ and OUT/realtime-val/, each {rainy,clean,mask}/. OUT
 also links every set of ``--with-pairs`` (the shared benchmark pairs) beside them, so one paired root holds
 all a train config names. Deterministic: the same clips give the same files. A clip whose camera moves,
 or with too little of its frame still, is listed with the reason and skipped.

@@ -20,7 +20,7 @@ real clips: white where the camera sees a still scene), coverage and intensities
 their ranges), so a fitted entry is measured as it trains:
 
     python pipelines/measure_rain.py --pairs data/time-pairs --sets realtime --kind layered real-faint \
-        --recipe configs/train/rranet-lite-stage25.yaml --out docs/rain-synthesis-real
+        --recipe configs/train/rranet-lite-stage37.yaml --out docs/rain-synthesis-real
 
 Kinds that move the pairs' own rain layers (``pairs``) render over each clean image
 the layers of the other pairs, never its own.

@@ -111,7 +111,8 @@ def test_the_l1_term_sees_a_brightness_offset_that_ssim_barely_does(pair):
         (rgb_to_y(darker.double()) - rgb_to_y(clean.double())).mean().item()
     )
     assert mean_offset_y(darker, clean).item() < -1.5  # in levels of the 0-255 scale
-    with pytest.raises(ValueError, match="unknown loss term 'l2' \\(known: ssim, l1, rain_left\\)"):
+    known = "ssim, l1, rain_left, rain_pixels_left"
+    with pytest.raises(ValueError, match=f"unknown loss term 'l2' \\(known: {known}\\)"):
         WeightedLoss({"l2": 1.0})
 
 
@@ -139,6 +140,28 @@ def test_the_rain_left_term_counts_faint_rain_as_much_as_heavy(pair):
     assert both.item() == pytest.approx(0.5, rel=1e-4)
     with pytest.raises(ValueError, match="'rain_left' needs the rainy input"):
         rain_left(half_left, target)
+
+
+def test_the_rain_pixels_term_looks_at_the_rain_alone_however_little_of_the_crop_it_covers(pair):
+    # Real rain by time: a few streak pixels in a crop whose other pixels must not change. Leaving half of
+    # the rain costs half whether it covers 1% of the crop or half of it; changes elsewhere cost nothing
+    # here (they are the other terms' to judge), while L1 sees almost nothing of the sparse rain.
+    _, clean = pair
+    clean = clean[:1].double()
+    sparse = torch.zeros_like(clean[:, :1])
+    sparse[..., ::10, ::10] = 1
+    dense = (torch.rand_like(clean[:, :1]) > 0.5).double()
+    rainy = torch.cat([clean + 10 / 255 * sparse, clean + 10 / 255 * dense]).clamp(max=1)
+    target = torch.cat([clean, clean])
+    half_left = (rainy + target) / 2
+    term = WeightedLoss({"rain_pixels_left": 1.0})
+    assert term(half_left, target, rainy).item() == pytest.approx(0.5, rel=1e-3)
+    assert term(target, target, rainy).item() == 0 and term(rainy, target, rainy).item() == pytest.approx(1)
+    elsewhere = half_left + 3 / 255 * (rainy == target).all(1, keepdim=True)
+    assert term(elsewhere, target, rainy).item() == pytest.approx(0.5, rel=1e-3)
+    l1 = WeightedLoss({"l1": 1.0})
+    assert l1(half_left[:1], target[:1]).item() < l1(half_left[1:], target[1:]).item() / 20
+    assert term(clean - 0.5 / 255, clean, clean).item() == 0  # a crop with no rain is left alone
 
 
 def test_mismatched_shapes_are_refused():

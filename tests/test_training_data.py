@@ -154,7 +154,7 @@ def test_rain_fitted_to_real_clips_is_faint_sparse_and_noisy_as_its_recipe_says(
     pixels brightened, mostly by under 0.15), and its sensor noise has the sigma it is given."""
     import yaml
 
-    recipe = yaml.safe_load((ROOT / "configs/train/rranet-lite-stage25.yaml").read_text())
+    recipe = yaml.safe_load((ROOT / "configs/train/rranet-lite-stage37.yaml").read_text())
     entry = dict(recipe["data"]["synthetic"]["rain"]["real-faint"])
     assert entry.pop("kind") == "layered" and entry.pop("share") > 0
     clean = to_float(read_rgb(SAMPLES / "clean" / "astronaut.png"))

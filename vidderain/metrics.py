@@ -29,6 +29,8 @@ Y_DATA_RANGE = 255.0
 # RainLeftLoss counts the crops with at least 1 level of rain a pixel on average (faint real rain averages
 # 1-3 levels over a crop).
 RAIN_LEFT_FLOOR = 1 / 255
+RAIN_PIXEL = 2 / 255  # a pixel whose rainy value is this far from its target holds rain
+MIN_RAIN_PIXELS = 16  # a crop with fewer such pixels holds no rain worth a term of its own
 
 
 @functools.cache
@@ -165,10 +167,31 @@ class RainLeftLoss(nn.Module):
         return (left[rainy_crops] / rain[rainy_crops]).mean()
 
 
+class RainPixelsLeftLoss(nn.Module):
+    """The share of the rain the prediction leaves on the pixels that hold it: sum |prediction - target| over
+    sum |rainy - target|, both over the pixels where rainy and target differ by RAIN_PIXEL, per crop. Real
+    rain made into pairs by time (vidderain.data.time_pairs) covers a few percent of a crop, a few levels
+    each: -SSIM and L1 average it away beside the pixels that must not change, and a model learns to leave
+    it; this term looks at those pixels only (what happens elsewhere is left to the other terms)."""
+
+    needs_rainy = True
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
+        rain = (rainy.float() - target.float()).abs()
+        wet = (rain.amax(1, keepdim=True) > RAIN_PIXEL).float()
+        left = ((prediction.float() - target.float()).abs() * wet).flatten(1).sum(1)
+        held = (rain * wet).flatten(1).sum(1)
+        rainy_crops = wet.flatten(1).sum(1) >= MIN_RAIN_PIXELS
+        if not rainy_crops.any():
+            return left.sum() * 0  # no rainy crop: nothing to count, and still a graph to backpropagate
+        return (left[rainy_crops] / held[rainy_crops]).mean()
+
+
 TRAINING_LOSSES: dict[str, type[nn.Module]] = {
     "ssim": NegativeSSIMLoss,
     "l1": L1Loss,
     "rain_left": RainLeftLoss,
+    "rain_pixels_left": RainPixelsLeftLoss,
 }
 
 
