@@ -4,10 +4,11 @@
         --validate zsvd-152 zsvd-307 --with-pairs ../shared/data/pairs
 
 Every still clip gives ``--pairs`` rainy frames against its rain-free estimate where they hold rain, and
-against themselves elsewhere (``--validation-pairs`` for the clips named by ``--validate``): OUT/realtime/ and OUT/realtime-val/, each {rainy,clean,mask}/. OUT
-also links every set of ``--with-pairs`` (the shared benchmark pairs) beside them, so one paired root holds
-all a train config names. Deterministic: the same clips give the same files. A clip whose camera moves,
-or with too little of its frame still, is listed with the reason and skipped.
+against themselves elsewhere (``--validation-pairs`` for the clips named by ``--validate``): OUT/realtime/
+and OUT/realtime-val/, each {rainy,clean,mask}/. OUT also links every set of ``--with-pairs`` (the shared
+benchmark pairs) beside them, so one paired root holds all a train config names. Deterministic: the same
+clips give the same files. A clip whose camera moves, or with too little of its frame still, is listed with
+the reason and skipped.
 """
 
 from __future__ import annotations
