@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 from vidderain.data.time_pairs import (
-    TimePairs,
     TimePairSettings,
     luma,
     rain_pixels,
@@ -71,16 +70,19 @@ def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSet
 
 
 def scores(
-    rainy: np.ndarray, result: np.ndarray, pairs: TimePairs, still: np.ndarray, settings: TimePairSettings
-) -> tuple[float, float, float]:
-    """(share of the rain removed: > 2 levels, above noise; PSNR-Y on the still pixels without rain)."""
-    rainy_f, result_f, background = to_float(rainy), to_float(result), pairs.background
-    dry = still & ~rain_pixels(rainy_f, background, still)
+    rainy: np.ndarray, result: np.ndarray, background: np.ndarray, still: np.ndarray, wet: np.ndarray
+) -> tuple[float, float]:
+    """Share of the rain removed: over the still pixels > 2 levels above the background, and over ``wet``."""
+    rainy_f, result_f = to_float(rainy), to_float(result)
     return (
         rain_removed(rainy_f, result_f, background, still),
-        rain_removed(rainy_f, result_f, background, still, pairs.rain_in(rainy, still, settings)),
-        psnr(luma(result_f)[dry], luma(background)[dry]),
+        rain_removed(rainy_f, result_f, background, still, wet),
     )
+
+
+def dry_psnr(result: np.ndarray, background: np.ndarray, dry: np.ndarray) -> float:
+    """PSNR-Y on the still pixels without rain."""
+    return psnr(luma(to_float(result))[dry], luma(background)[dry])
 
 
 def main() -> int:
@@ -135,8 +137,19 @@ def main() -> int:
                 still = pairs.still_in(rainy[index], pair_settings)
                 median = np.median(np.stack(rainy[index - half : index + half + 1]), axis=0).round()
                 outputs = (derained[index], on[index], median.astype(np.uint8))
-                rows.append([scores(rainy[index], out, pairs, still, pair_settings) for out in outputs])
-                rainy_psnr.append(scores(rainy[index], rainy[index], pairs, still, pair_settings)[2])
+                # The rain's pixels, both ways, once a frame: the three outputs are scored on the same ones.
+                wet = pairs.rain_in(rainy[index], still, pair_settings)
+                dry = still & ~rain_pixels(to_float(rainy[index]), pairs.background, still)
+                rows.append(
+                    [
+                        (
+                            *scores(rainy[index], out, pairs.background, still, wet),
+                            dry_psnr(out, pairs.background, dry),
+                        )
+                        for out in outputs
+                    ]
+                )
+                rainy_psnr.append(dry_psnr(rainy[index], pairs.background, dry))
             (levels, noise, psnrs) = np.mean(rows, axis=0).T
             removed_all.append(np.concatenate([levels, noise]))
             print(

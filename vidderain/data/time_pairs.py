@@ -183,7 +183,8 @@ def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> T
         reference = blurred(np.median(grey, axis=0))
         return np.array([frame_shift(reference, blurred(frame)) for frame in grey])
 
-    grey = np.stack([luma(to_float(frame)) for frame in frames]).astype(np.float32)
+    stack = np.stack([to_float(frame) for frame in frames])  # (T, H, W, 3)
+    grey = luma(stack).astype(np.float32)
     # A slow pan drifts away from its own (smeared) median no more than a still camera does: compare the
     # clip's first and last eighths too (before any frame is dropped: a pan's ends are not jolts).
     eighth = max(1, len(grey) // 8)
@@ -193,9 +194,8 @@ def time_pairs(path: Path, settings: TimePairSettings = TimePairSettings()) -> T
     jolted = offsets > settings.max_shift
     if 0 < jolted.sum() <= settings.jolt_share * len(frames):  # a tripod knocked now and then
         frames = [frame for frame, off in zip(frames, jolted, strict=True) if not off]
-        grey = grey[~jolted]
+        stack, grey = stack[~jolted], grey[~jolted]
         offsets = offsets_from(grey)
-    stack = np.stack([to_float(frame) for frame in frames])  # (T, H, W, 3)
     background = np.median(stack, axis=0)
     background_grey = luma(background).astype(np.float32)
     offsets = [*offsets, pan]
