@@ -111,7 +111,7 @@ def test_the_l1_term_sees_a_brightness_offset_that_ssim_barely_does(pair):
         (rgb_to_y(darker.double()) - rgb_to_y(clean.double())).mean().item()
     )
     assert mean_offset_y(darker, clean).item() < -1.5  # in levels of the 0-255 scale
-    known = "ssim, l1, rain_left, rain_pixels_left"
+    known = "ssim, l1, rain_left, rain_pixels_left, dry_offset"
     with pytest.raises(ValueError, match=f"unknown loss term 'l2' \\(known: {known}\\)"):
         WeightedLoss({"l2": 1.0})
 
@@ -162,6 +162,25 @@ def test_the_rain_pixels_term_looks_at_the_rain_alone_however_little_of_the_crop
     l1 = WeightedLoss({"l1": 1.0})
     assert l1(half_left[:1], target[:1]).item() < l1(half_left[1:], target[1:]).item() / 20
     assert term(clean - 0.5 / 255, clean, clean).item() == 0  # a crop with no rain is left alone
+
+
+def test_the_dry_offset_term_charges_a_brightness_bias_off_the_rain_and_not_noise(pair):
+    # A model that subtracts a level everywhere darkens rain-free footage; the term sees that bias on the
+    # pixels without rain, whatever it does on the rain, and not a change that averages to nothing there.
+    _, clean = pair
+    clean = clean[:1].double().clamp(4 / 255, 1 - 4 / 255)
+    sparse = torch.zeros_like(clean[:, :1])
+    sparse[..., ::10, ::10] = 1
+    rainy = (clean + 10 / 255 * sparse).clamp(max=1)
+    term = WeightedLoss({"dry_offset": 1.0})
+    assert term(clean, clean, rainy).item() == 0
+    assert term(rainy, clean, rainy).item() == 0  # the rain left is the rain terms' to judge
+    darker = clean - 1 / 255
+    assert term(darker, clean, rainy).item() == pytest.approx(0.5, rel=1e-4)  # a level: half a RAIN_PIXEL
+    assert term(clean + 1 / 255, clean, clean).item() == pytest.approx(0.5, rel=1e-4)  # a rain-free crop too
+    checker = (torch.arange(clean.shape[-1]) % 2 * 2 - 1).to(clean) * 3 / 255  # +-3 levels, no bias
+    assert term(clean + checker, clean, rainy).item() < 0.05
+    assert WeightedLoss({"l1": 1.0})(darker, clean).item() < 0.005  # L1's charge for the same level
 
 
 def test_mismatched_shapes_are_refused():

@@ -166,7 +166,8 @@ def test_synthetic_recipe_trains_on_the_bundled_photos_and_validates_on_the_hold
     result = run_train(config, tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert "train.loss: unknown loss term 'l2' (known: ssim, l1, rain_left, rain_pixels_left)" in lines[0]
+    known = "ssim, l1, rain_left, rain_pixels_left, dry_offset"
+    assert f"train.loss: unknown loss term 'l2' (known: {known})" in lines[0]
 
 
 def test_fine_tuning_starts_from_the_init_weights(tmp_path, tiny_weights):

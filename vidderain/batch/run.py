@@ -145,14 +145,15 @@ def run_batch_here(
     derainer, stop = None, stop or StopRequest()
     announced = False
 
-    def announce(key: str) -> None:
-        """Said once, as soon as the stop is seen (a file that ends before its next frame says it then)."""
+    def announce(key: str | None) -> None:
+        """Said once, as soon as the stop is seen (a file that ends before its next frame says it then;
+        a stop between two files has no file in progress to keep)."""
         nonlocal announced
         if stop.is_set() and not announced:
             announced = True
+            kept = f"keeping the frames of {key} done so far (as NAME.partial.EXT) and " if key else ""
             progress.console.print(
-                f"interrupted: keeping the frames of {key} done so far (as NAME.partial.EXT) and starting "
-                "no other file (Ctrl-C again to stop now)",
+                f"interrupted: {kept}starting no other file (Ctrl-C again to stop now)",
                 markup=False,
                 highlight=False,
             )
@@ -163,11 +164,12 @@ def run_batch_here(
 
     for item in plan.todo:
         if stop.is_set():
+            announce(None)
             break
         key = plan.relative(item)
         derainer = derainer or settings.model.load()[0]  # loaded once, and only when there is work
         outcome = derain_file(item, settings, derainer, lambda done, key=key: on_progress(key, done), stop)
-        announce(key)
+        announce(None if outcome.status == "done" else key)  # a file finished whole has no partial to keep
         record_outcome(plan, manifest, item, outcome)
         progress.finish(key, outcome)
         outcomes.append(outcome)

@@ -61,6 +61,9 @@ from vidderain.engine.planes import UINT8_MAX, NumpyPlanes, ellipse, pixel_grid,
 
 DEFAULT_RADIUS, MAX_RADIUS = TEMPORAL_DEFAULT_RADIUS, TEMPORAL_MAX_RADIUS
 HAZE_MEDIAN = 5  # the widest median OpenCV takes on float images
+# A smooth change over this many haze floors is haze, taken out whole: a soft floor (1) cost a downpour on a
+# dashcam 0.11 dB, 2 let a drifting camera's light rain lose 0.18 dB on a frame (tests/test_temporal.py)
+HAZE_WHOLE = 3
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -99,6 +102,9 @@ class TemporalSettings:
     dehaze: bool = True  # see haze_sigma
     haze_sigma: float = 4.0  # rainy Y votes less the haze the model removed: its difference blurred by this,
     # in flow pixels (haze is smooth, streaks are not: they stay, and are outvoted)
+    haze_floor: float = 1 / UINT8_MAX  # ... where it exceeds HAZE_WHOLE times this (none under it, a ramp):
+    # less is not haze but the model's own bias (a model that darkens a level everywhere would pull the
+    # rainy votes down with it). With sweep_dense's measure: rendered light rain +0.31 -> +0.82 dB
     background: bool = True  # a still background: a running estimate of each pixel that has not moved
     still_flow: float = 1.0  # a pixel has not moved when the flow from the frame before is under this, in
     # flow pixels (leftover rain jitters it), and it agrees with that frame and with the background within
@@ -117,9 +123,13 @@ class TemporalSettings:
     # changed only where the full-size test fails in this frame and the one before (rain falls on, a car
     # stays); 0: off. Real still cameras: 41% -> 47% of the rain removed (docs/benchmarks.md)
     edge_jitter: float = 0.5  # pixels an edge of a still pixel may shiver by (see _still_background)
+    drift_width: int = 480  # ... and by the frame's drift from the background, measured by phase
+    # correlation at this width (0: off). A street filmed from above drifting 2.7 px over 24 frames, light
+    # rain: -0.34 -> -0.06 dB against per frame (docs/benchmarks.md, "A drifting camera and the model's bias")
     sweep: bool = True  # dense rain on a steady camera, files only (not causal): see _swept, sweeps
     sweep_dense: float = 1 / UINT8_MAX  # ... where the model took more than this off the frame's Y on average
-    # (heavy rain, a downpour; light rain and dry frames are left to the vote, which keeps what they have)
+    # beyond its own bias (heavy rain, a downpour: 1.4-8.5 levels on the rendered runs; light rain and dry
+    # frames, 0-0.7, are left to the vote, which keeps what they have)
     sweep_steady: float = 0.3  # ... and the camera is steady: corners tracked ``sweep_gap`` frames apart
     # moved by at most this many flow pixels a frame (median; heavy rain jitters dense flow, not this)
     sweep_gap: int = 4
@@ -158,8 +168,8 @@ class _Frame:
     rainy_luma: Any  # float32 Y of the model's input less the haze the model removed (its own where
     # the caller gives none)
     repeats_previous: bool  # a copy of the frame before it (their rainy Y differs by under repeated_frame)
-    removed: float  # how much the model took off the frame's Y on average, in [0, 1] (0 with no rainy frame,
-    # or where the fusion does not sweep)
+    removed: float  # how much the model took off the frame's Y on average beyond its own bias (the median
+    # pixel's change), in [0, 1] (0 with no rainy frame, or where the fusion does not sweep)
 
 
 class TemporalFusion:
@@ -202,9 +212,14 @@ class TemporalFusion:
             rainy_luma = derained_luma
         else:
             rainy_luma = ops.luma(ops.upload(rainy))
+            height, width = rainy_luma.shape
+            small_width, small_height = self._flow_size(height, width)
+            difference = ops.downscale(rainy_luma - derained_luma, small_height, small_width)
             if self.settings.sweeps:
-                removed = float((rainy_luma - derained_luma).mean())
-            rainy_luma = self._dehazed(rainy_luma, derained_luma) if self.settings.dehaze else rainy_luma
+                # Above the model's own bias (the median pixel's change: a model that darkens a level
+                # everywhere would seem to take a level of rain off every frame of light rain).
+                removed = float(difference.mean() - np.median(difference))
+            rainy_luma = self._dehazed(rainy_luma, difference) if self.settings.dehaze else rainy_luma
         repeats = bool(self.frames) and (
             ops.mean_abs_difference(rainy_luma, self.frames[-1].rainy_luma) < self.settings.repeated_frame
         )
@@ -280,16 +295,20 @@ class TemporalFusion:
         opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, ellipse(self.settings.opening))
         return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
 
-    def _dehazed(self, rainy: Any, derained: Any) -> Any:
-        """Rainy Y less the smooth part of what the model took away (the haze of heavy rain lifts every
-        pixel of every rainy frame: it would win a vote that streaks lose), its fine detail kept."""
+    def _dehazed(self, rainy: Any, removed: np.ndarray) -> Any:
+        """Rainy Y less the smooth part of what the model took away (``removed``: rainy less derained Y at
+        the flow width; the haze of heavy rain lifts every pixel of every rainy frame: it would win a vote
+        that streaks lose), its fine detail kept."""
         height, width = rainy.shape
-        small_width, small_height = self._flow_size(height, width)
-        removed = self.ops.downscale(rainy - derained, small_height, small_width)
         # A median takes out the streaks (sparse) and keeps the level of the rest: the haze, and detail the
         # model softened, which is as often above as below it (an opening would lean down there).
         removed = cv2.medianBlur(removed, HAZE_MEDIAN)
         haze = cv2.GaussianBlur(removed, (0, 0), self.settings.haze_sigma)
+        # Under the floor it is the model's bias, kept; over HAZE_WHOLE floors it is haze, taken out whole;
+        # between the two, a ramp (no step for a frame to flicker on).
+        floor, magnitude = self.settings.haze_floor, np.abs(haze)
+        ramp = HAZE_WHOLE / (HAZE_WHOLE - 1) * np.sign(haze) * np.maximum(magnitude - floor, 0)
+        haze = np.where(magnitude >= HAZE_WHOLE * floor, haze, ramp)
         return rainy - self.ops.upscale(haze, height, width)
 
     def _still_background(self, index: int, image: Any, near: Any) -> Any:
@@ -344,12 +363,34 @@ class TemporalFusion:
         updated = background + rate * change
         self.background = ops.where(still, updated, fused)
         # Rain only brightens: a still pixel comes out no brighter than its background, and as it is where
-        # darker (the background may still hold rain the frame is free of). A still camera still shivers:
-        # an edge may be brighter by its slope times ``edge_jitter`` (a 3x3 Sobel is 8 times the slope).
-        allowed = s.edge_jitter / 8 * ops.slope(updated)
+        # darker (the background may still hold rain the frame is free of). A still camera still shivers
+        # and drifts: an edge may be brighter by its slope times ``edge_jitter`` and the frame's drift from
+        # the background (a 3x3 Sobel is 8 times the slope).
+        allowed = (s.edge_jitter + self._drift(background, fused)) / 8 * ops.slope(updated)
         out = fused if image is near else ops.luma(image)
         shift = ops.where(still, ops.minimum(updated + allowed - out, 0.0), 0.0)
         return ops.shift_luma(image, shift)
+
+    def _drift(self, background: Any, fused: Any) -> float:
+        """How far, in pixels, the frame has drifted from the background (phase correlation at
+        ``drift_width``): a still camera on a pole or a balcony drifts a fraction of a pixel a frame, and a
+        background that lags it holds each edge a little off, which would darken the edge's bright side
+        (a still pixel comes out no brighter than the background)."""
+        s, ops = self.settings, self.ops
+        if not s.drift_width:
+            return 0.0
+        height, width = fused.shape[:2]
+        scale = min(1.0, s.drift_width / width)
+        small = max(round(height * scale), 1), max(round(width * scale), 1)
+        (dx, dy), _ = cv2.phaseCorrelate(
+            ops.downscale(background, *small), ops.downscale(fused, *small), self._hanning(*small)
+        )
+        return float(np.hypot(dx, dy)) / scale
+
+    @staticmethod
+    @functools.cache
+    def _hanning(height: int, width: int) -> np.ndarray:
+        return cv2.createHanningWindow((width, height), cv2.CV_32F)
 
     def _swept(self, index: int, image: Any) -> Any:
         """Dense rain on a steady camera: what the frame has brighter than the frames around it, both at the
