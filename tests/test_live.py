@@ -151,8 +151,10 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
     xvfb = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         env = {**os.environ, "DISPLAY": f":{xvfb.stdout.readline().strip()}"}
-        # Every frame the same: a screenshot that catches a repaint half-way still shows one picture.
-        spec = ClipSpec(width=160, height=96, frames=250, fps=25, content="still")
+        # Every frame the same: a screenshot that catches a repaint half-way still shows one picture. A
+        # minute long, so the window outlasts a slow start (a 10 s clip ended before a busy CI's first
+        # screenshot caught it); `q` ends the run.
+        spec = ClipSpec(width=160, height=96, frames=25 * 60, fps=25, content="still")
         clip = make_clip(tmp_path / "in.mp4", spec)
         command = [sys.executable, "-m", "vidderain", "preview", clip, "--duration", WINDOW_WAIT_SECONDS,
                    "--weights", identity_weights, "--device", "cpu", "--snapshot-dir", tmp_path]  # fmt: skip
@@ -206,7 +208,7 @@ def test_window_shows_input_and_output_side_by_side_and_answers_keys(tmp_path, i
         assert len(snapshots) == 1 and cv2.imread(str(snapshots[0])).shape == (96, 320, 3)
         summary = stderr.strip().splitlines()
         assert any("derained" in line and " with tiny " in line for line in summary)  # names the model
-        assert "snapshot:" in stderr  # and `q` ended the run long before --duration 30 (communicate above)
+        assert "snapshot:" in stderr  # and `q` ended the run long before the clip did (communicate above)
 
 
 def test_the_overlay_is_white_text_on_a_dimmed_panel_with_no_ghost_edges():
