@@ -70,14 +70,11 @@ def onto(background: np.ndarray, frames: list[np.ndarray], settings: TimePairSet
 
 
 def scores(
-    rainy: np.ndarray, result: np.ndarray, background: np.ndarray, still: np.ndarray, wet: np.ndarray
-) -> tuple[float, float]:
-    """Share of the rain removed: over the still pixels > 2 levels above the background, and over ``wet``."""
-    rainy_f, result_f = to_float(rainy), to_float(result)
-    return (
-        rain_removed(rainy_f, result_f, background, still),
-        rain_removed(rainy_f, result_f, background, still, wet),
-    )
+    rainy: np.ndarray, result: np.ndarray, background: np.ndarray, still: np.ndarray, wets: list[np.ndarray]
+) -> list[float]:
+    """Share of the rain removed over each of ``wets`` (``rainy`` as floats)."""
+    result_f = to_float(result)
+    return [rain_removed(rainy, result_f, background, still, wet) for wet in wets]
 
 
 def dry_psnr(result: np.ndarray, background: np.ndarray, dry: np.ndarray) -> float:
@@ -138,12 +135,14 @@ def main() -> int:
                 median = np.median(np.stack(rainy[index - half : index + half + 1]), axis=0).round()
                 outputs = (derained[index], on[index], median.astype(np.uint8))
                 # The rain's pixels, both ways, once a frame: the three outputs are scored on the same ones.
-                wet = pairs.rain_in(rainy[index], still, pair_settings)
-                dry = still & ~rain_pixels(to_float(rainy[index]), pairs.background, still)
+                rainy_f = to_float(rainy[index])
+                over_levels = rain_pixels(rainy_f, pairs.background, still)
+                wets = [over_levels, pairs.rain_in(rainy[index], still, pair_settings)]
+                dry = still & ~over_levels
                 rows.append(
                     [
                         (
-                            *scores(rainy[index], out, pairs.background, still, wet),
+                            *scores(rainy_f, out, pairs.background, still, wets),
                             dry_psnr(out, pairs.background, dry),
                         )
                         for out in outputs

@@ -167,6 +167,11 @@ class RainLeftLoss(nn.Module):
         return (left[rainy_crops] / rain[rainy_crops]).mean()
 
 
+def rain_pixel_mask(rainy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) floats: 1 where rainy and target differ by more than RAIN_PIXEL in any channel."""
+    return ((rainy.float() - target.float()).abs().amax(1, keepdim=True) > RAIN_PIXEL).float()
+
+
 class RainPixelsLeftLoss(nn.Module):
     """The share of the rain the prediction leaves on the pixels that hold it: sum |prediction - target| over
     sum |rainy - target|, both over the pixels where rainy and target differ by RAIN_PIXEL, per crop. Real
@@ -177,10 +182,9 @@ class RainPixelsLeftLoss(nn.Module):
     needs_rainy = True
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
-        rain = (rainy.float() - target.float()).abs()
-        wet = (rain.amax(1, keepdim=True) > RAIN_PIXEL).float()
+        wet = rain_pixel_mask(rainy, target)
         left = ((prediction.float() - target.float()).abs() * wet).flatten(1).sum(1)
-        held = (rain * wet).flatten(1).sum(1)
+        held = ((rainy.float() - target.float()).abs() * wet).flatten(1).sum(1)
         rainy_crops = wet.flatten(1).sum(1) >= MIN_RAIN_PIXELS
         if not rainy_crops.any():
             return left.sum() * 0  # no rainy crop: nothing to count, and still a graph to backpropagate
@@ -197,13 +201,14 @@ class DryOffsetLoss(nn.Module):
     needs_rainy = True
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
-        dry = ((rainy.float() - target.float()).abs().amax(1, keepdim=True) <= RAIN_PIXEL).float()
+        dry = 1 - rain_pixel_mask(rainy, target)
         change = ((prediction.float() - target.float()) * dry).flatten(1).sum(1)
-        dry_values = dry.flatten(1).sum(1) * prediction.shape[1]
-        dry_crops = dry.flatten(1).sum(1) >= MIN_RAIN_PIXELS
+        dry_pixels = dry.flatten(1).sum(1)
+        dry_crops = dry_pixels >= MIN_RAIN_PIXELS
         if not dry_crops.any():
             return change.sum() * 0  # every pixel wet: nothing to count, and still a graph to backpropagate
-        return ((change[dry_crops] / dry_values[dry_crops]).abs() / RAIN_PIXEL).mean()
+        mean_change = change[dry_crops] / (dry_pixels[dry_crops] * prediction.shape[1])
+        return (mean_change.abs() / RAIN_PIXEL).mean()
 
 
 TRAINING_LOSSES: dict[str, type[nn.Module]] = {

@@ -212,14 +212,8 @@ class TemporalFusion:
             rainy_luma = derained_luma
         else:
             rainy_luma = ops.luma(ops.upload(rainy))
-            height, width = rainy_luma.shape
-            small_width, small_height = self._flow_size(height, width)
-            difference = ops.downscale(rainy_luma - derained_luma, small_height, small_width)
-            if self.settings.sweeps:
-                # Above the model's own bias (the median pixel's change: a model that darkens a level
-                # everywhere would seem to take a level of rain off every frame of light rain).
-                removed = float(difference.mean() - np.median(difference))
-            rainy_luma = self._dehazed(rainy_luma, difference) if self.settings.dehaze else rainy_luma
+            if self.settings.sweeps or self.settings.dehaze:
+                removed, rainy_luma = self._removed_and_dehazed(rainy_luma, derained_luma)
         repeats = bool(self.frames) and (
             ops.mean_abs_difference(rainy_luma, self.frames[-1].rainy_luma) < self.settings.repeated_frame
         )
@@ -294,6 +288,17 @@ class TemporalFusion:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, ellipse(self.settings.opening))
         return cv2.GaussianBlur(opened, (0, 0), self.settings.blur_sigma), grey.astype(np.float32) / UINT8_MAX
+
+    def _removed_and_dehazed(self, rainy: Any, derained: Any) -> tuple[float, Any]:
+        """What the model took off the frame beyond its own bias (for the sweep; 0 where it does not run),
+        and the rainy Y to vote with (``_dehazed``), from one difference at the flow width."""
+        height, width = rainy.shape
+        small_width, small_height = self._flow_size(height, width)
+        difference = self.ops.downscale(rainy - derained, small_height, small_width)
+        # Above the model's own bias (the median pixel's change: a model that darkens a level everywhere
+        # would seem to take a level of rain off every frame of light rain).
+        removed = float(difference.mean() - np.median(difference)) if self.settings.sweeps else 0.0
+        return removed, self._dehazed(rainy, difference) if self.settings.dehaze else rainy
 
     def _dehazed(self, rainy: Any, removed: np.ndarray) -> Any:
         """Rainy Y less the smooth part of what the model took away (``removed``: rainy less derained Y at
