@@ -4,6 +4,7 @@ read back from that server by a PyAV client; a server restart mid-run; servers t
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ def test_publishes_the_derained_stream_and_a_client_reads_it_back(record_server,
     with background(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         wait_for(lambda: record_server.published > 0, "published a frame", process)
         frames = watch(record_server.watch_url, 3.0)
+        process.send_signal(signal.SIGINT)  # as a user ends it: the run's --duration is only a bound
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert len(frames) >= 5 and all((f.width, f.height) == (WIDTH, HEIGHT) for f in frames)
@@ -99,6 +101,7 @@ def test_publishing_survives_the_server_restarting(record_server, long_clip, tin
         record_server.start()  # same port: the publisher reconnects with backoff
         wait_for(lambda: record_server.published > 5, "published again after the restart", process)
         frames = watch(record_server.watch_url, 2.0)
+        process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert len(frames) >= 3 and (frames[0].width, frames[0].height) == (WIDTH, HEIGHT)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidderain.engine.tiling import check_tile, derain_frames
+from vidderain.engine.job import check_tile
+from vidderain.engine.tiling import derain_frames
 from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, has_alpha, is_image_path, read_rgb, write_rgb
 from vidderain.inference import Derainer, check_frame_size, choose_tile

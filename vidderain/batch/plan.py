@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 
-from vidderain.engine.pipeline import OUTPUT_FORMATS, is_video_path
+from vidderain.engine.job import OUTPUT_FORMATS, is_video_path
 from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, is_image_path
 from vidderain.outputs import atomic_output

@@ -130,7 +130,8 @@ def _derain_video(
     on_progress: ProgressCallback | None,
     interrupt: threading.Event | StopRequest | None,
 ) -> tuple[int, bool]:
-    from vidderain.engine.pipeline import VideoJob, prepare_video, run_video
+    from vidderain.engine.job import VideoJob, prepare_video
+    from vidderain.engine.pipeline import run_video
     from vidderain.inference import default_batch
 
     batch = settings.batch if settings.batch is not None else default_batch(derainer.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -77,7 +78,6 @@ def command_run(args: argparse.Namespace) -> int:
 
     if not args.input.exists():
         raise VidderainError(f"no such file or folder: {args.input}")
-    check_backend(args)
     if args.input.is_file() and not is_image_path(args.input) and not is_video_path(args.input):
         raise VidderainError(
             f"unsupported input {args.input} (expected a video, a png/jpg image or a folder)"
@@ -86,20 +86,30 @@ def command_run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     err = error_console()
     if args.input.is_dir():
+        check_backend(args)
         return run_folder_command(args, err, quiet)
     if args.recursive or args.ray is not None:
         raise VidderainError("--recursive and --ray are for a folder of inputs")
-    # Every user error surfaces before the model loads, so an error is the only line printed.
+    # Every user error surfaces before the model loads, so an error is the only line printed; the job's
+    # own errors before torch loads (the backend's check needs it), so they are printed at once.
     if is_video:
-        from vidderain.engine.pipeline import prepare_video
-        from vidderain.inference import default_batch, resolve_device
+        from vidderain.engine.job import prepare_video
 
-        batch = args.batch if args.batch is not None else default_batch(resolve_device(args.device))
-        job = video_job(args, batch)
+        job = video_job(args, args.batch or 1)
         source = prepare_video(job)
+        try:
+            check_backend(args)
+        except VidderainError:
+            source.close()
+            raise
+        if args.batch is None:
+            from vidderain.inference import default_batch, resolve_device
+
+            job = dataclasses.replace(job, batch=default_batch(resolve_device(args.device)))
     else:
         from vidderain.stills import plan_outputs
 
+        check_backend(args)
         plan_outputs(args.input, args.output, args.overwrite)
     derainer, config_name = load_derainer(args, err, quiet)
     if is_video:

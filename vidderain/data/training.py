@@ -35,7 +35,7 @@ from vidderain.data.rain import RAIN_STYLES, RainStyle, add_rain
 from vidderain.data.scene import Night, PaintedLines, scene_step
 from vidderain.data.synthesis import compress_h264, compress_jpeg, needs_layers, rain_entry, rain_kind
 from vidderain.engine.colour import frame_to_rgb
-from vidderain.engine.pipeline import is_video_path
+from vidderain.engine.job import is_video_path
 from vidderain.errors import VidderainError
 from vidderain.imageio import IMAGE_SUFFIXES, read_rgb, to_float, to_uint8
 

@@ -13,15 +13,8 @@ from collections.abc import Callable
 
 import torch
 
-from vidderain.errors import VidderainError
+from vidderain.engine.job import TILE_OVERLAP
 from vidderain.inference import Derainer, frames_to_unit, unit_to_frames
-
-TILE_OVERLAP = 32  # pixels two neighbouring tiles share, blended over
-
-
-def check_tile(tile: int | None, overlap: int = TILE_OVERLAP) -> None:
-    if tile is not None and tile <= 2 * overlap:
-        raise VidderainError(f"--tile must exceed twice the tile overlap ({2 * overlap}), got {tile}")
 
 
 def derain_frames(

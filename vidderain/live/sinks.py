@@ -18,7 +18,7 @@ import numpy as np
 
 from vidderain.engine.colour import Colour
 from vidderain.engine.encode import EncodeOptions, VideoWriter
-from vidderain.engine.pipeline import check_output_path
+from vidderain.engine.job import check_output_path
 from vidderain.errors import VidderainError
 from vidderain.live.capture import LIVE_TIME_BASE
 from vidderain.outputs import move_into_place, remove_stale_temporaries, temporary_path
