@@ -6,16 +6,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vidderain.engine.job import check_tile
-from vidderain.engine.tiling import derain_frames
 from vidderain.errors import VidderainError, refuse_overwrite
 from vidderain.imageio import IMAGE_SUFFIXES, has_alpha, is_image_path, read_rgb, write_rgb
-from vidderain.inference import Derainer, check_frame_size, choose_tile
 from vidderain.interrupt import StopRequest, until_stopped
+
+if TYPE_CHECKING:  # torch loads with the model: a bad image path is refused before it (vidderain.cli.run)
+    from vidderain.inference import Derainer
 
 
 @dataclass
@@ -37,6 +38,8 @@ def plan_outputs(source: Path, output: Path, overwrite: bool = False) -> list[tu
         raise VidderainError("output path is the input path; choose another so the input is kept")
     if target.exists() and not overwrite:
         refuse_overwrite(target)
+    if not target.parent.is_dir():
+        raise VidderainError(f"output folder does not exist: {target.parent}")
     return [(source, target)]
 
 
@@ -45,6 +48,11 @@ def derain_image(
 ) -> np.ndarray:
     """One uint8 RGB image through the model, whole when it fits in memory, else in tiles (``tile``, or
     the largest that fits); a set ``stop`` (Ctrl-C) ends it at once with Interrupted."""
+    import torch
+
+    from vidderain.engine.tiling import derain_frames
+    from vidderain.inference import check_frame_size, choose_tile
+
     check_tile(tile)
     height, width = image.shape[:2]
     check_frame_size(derainer.model.config, width, height)
@@ -68,8 +76,6 @@ def derain_stills(
     warn: Callable[[str], None] = lambda message: None,
 ) -> StillsSummary:
     ((image_path, target),) = plan_outputs(source, output, overwrite)
-    if not target.parent.is_dir():
-        raise VidderainError(f"output folder does not exist: {target.parent}")
     started = time.perf_counter()
     image = read_rgb(image_path)
     if has_alpha(image_path):

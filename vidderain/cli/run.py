@@ -91,7 +91,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.recursive or args.ray is not None:
         raise VidderainError("--recursive and --ray are for a folder of inputs")
     # Every user error surfaces before the model loads, so an error is the only line printed; the job's
-    # own errors before torch loads (the backend's check needs it), so they are printed at once.
+    # own (paths, options, the input's streams) even before torch loads, which the backend's check needs.
     if is_video:
         from vidderain.engine.job import prepare_video
 
@@ -109,8 +109,8 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         from vidderain.stills import plan_outputs
 
-        check_backend(args)
         plan_outputs(args.input, args.output, args.overwrite)
+        check_backend(args)
     derainer, config_name = load_derainer(args, err, quiet)
     if is_video:
         return run_video_command(args, job, source, derainer, config_name, err, quiet)
