@@ -116,9 +116,9 @@ class TemporalSettings:
     # night street in heavy rain: 57% -> 64% of the rain removed (docs/benchmarks.md)
     still_difference: float = 0.015  # ... and at full size, where |Y - background| opened (thin streaks go,
     # a moving object's body stays) is under this
-    still_camera: float = (
-        0.4  # ... and only while the camera is still: the frame's median flow length under this
-    )
+    still_camera: float = 0.4  # ... and only while the camera is at rest: the frame's median flow length
+    # under this, and steady (``steady_drift``). A dashcam creeping forward, zooming 1% a frame: the
+    # still rules cost it 2 dB on a frame before the steadiness counted (tests/test_temporal.py)
     still_persistence: int = 3  # where a pixel has been still this many frames in a row, it counts as
     # changed only where the full-size test fails in this frame and the one before (rain falls on, a car
     # stays); 0: off. Real still cameras: 41% -> 47% of the rain removed (docs/benchmarks.md)
@@ -130,9 +130,10 @@ class TemporalSettings:
     sweep_dense: float = 1 / UINT8_MAX  # ... where the model took more than this off the frame's Y on average
     # beyond its own bias (heavy rain, a downpour: 1.4-8.5 levels on the rendered runs; light rain and dry
     # frames, 0-0.7, are left to the vote, which keeps what they have)
-    sweep_steady: float = 0.3  # ... and the camera is steady: corners tracked ``sweep_gap`` frames apart
-    # moved by at most this many flow pixels a frame (median; heavy rain jitters dense flow, not this)
-    sweep_gap: int = 4
+    steady_drift: float = 0.3  # ... and the camera is steady (this, for the still rules above too):
+    # corners tracked ``steady_gap`` frames apart moved by at most this many flow pixels a frame (median;
+    # heavy rain jitters dense flow, not this; a dashcam creeping forward drifts more at its corners)
+    steady_gap: int = 4
     sweep_noise: float = 2 / UINT8_MAX  # ... brighter than the frames around it (at the same place and where
     # the flow finds it) by more than this (less is noise) ...
     sweep_width: int = 11  # ... in shapes narrower than this, in flow pixels (wider: an object, kept)
@@ -334,7 +335,7 @@ class TemporalFusion:
             return image
         here, before = self.frames[index - self.first], self.frames[index - 1 - self.first]
         flow = self._flow(index, index - 1)
-        if not self._camera_still(index):
+        if not self._camera_at_rest(index):
             self.still_age = None
             return image  # a moving camera: its aligned neighbours do the work
         tolerance = s.still_photometric * UINT8_MAX
@@ -445,20 +446,20 @@ class TemporalFusion:
     def _camera_steady(self, index: int) -> bool:
         """Whether the camera stands still, judged on corners (OpenCV's Shi-Tomasi and pyramidal
         Lucas-Kanade, kept where the track back lands within TRACK_RETURN of its start) of the opened grey,
-        ``sweep_gap`` frames apart (or as far as the window reaches): a still camera's corners shiver in
+        ``steady_gap`` frames apart (or as far as the window reaches): a still camera's corners shiver in
         heavy rain and do not drift, a moving camera's drift further with every frame."""
         s = self.settings
-        candidates = [index - s.sweep_gap, index + s.sweep_gap]
+        candidates = [index - s.steady_gap, index + s.steady_gap]
         available = [other for other in candidates if self.first <= other < self.first + len(self.frames)]
         if not available:
-            farthest = list(self._neighbours(index, s.sweep_gap))
+            farthest = list(self._neighbours(index, s.steady_gap))
             if not farthest:
                 return False
             available = [max(farthest, key=lambda other: abs(other - index))]
         other = available[0]
         here, there = (self.frames[frame - self.first].small for frame in (index, other))
         moved = corner_motion(here, there)
-        return moved is not None and moved <= s.sweep_steady * abs(other - index)
+        return moved is not None and moved <= s.steady_drift * abs(other - index)
 
     def _small_luma(self, plane: Any) -> np.ndarray:
         """A full-size Y plane at the flow width, opened and blurred as ``_small`` makes a frame's grey."""
@@ -479,6 +480,13 @@ class TemporalFusion:
         for other in range(index - reach, last + 1):
             if other != index and self.first <= other < self.first + len(self.frames):
                 yield other
+
+    def _camera_at_rest(self, index: int) -> bool:
+        """Whether the still camera's rules (the longer window at the same place, the running background)
+        apply: the camera still from the frame before, and steady over a few frames. A dashcam creeping
+        forward moves a fraction of a pixel a frame at its middle (a short median flow) but its corners
+        drift frame after frame; at the same place its frames would vote across a moving scene."""
+        return self._camera_still(index) and self._camera_steady(index)
 
     def _camera_still(self, index: int) -> bool:
         """Whether the camera stands still at this frame: the median flow to the frame before (or after,
@@ -592,7 +600,7 @@ class TemporalFusion:
         for other in others:  # the flows first, here: the one DIS instance is not for several threads
             self._flow(index, other)
             self._flow(other, index)
-        if s.still_radius > s.radius and self._camera_still(index):
+        if s.still_radius > s.radius and self._camera_at_rest(index):
             others += [
                 other
                 for other in self._neighbours(index, s.still_radius)
