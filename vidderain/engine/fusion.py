@@ -187,6 +187,7 @@ class TemporalFusion:
         self.first = 0  # stream index of frames[0]
         self.pending = 0  # stream index of the next frame to emit
         self.flows: dict[tuple[int, int], np.ndarray] = {}
+        self.steady: dict[int, bool] = {}  # _camera_steady per frame (the still rules and the sweep ask)
         # The frame being fused: each near neighbour's Y where the flow finds each pixel, as its view warped
         # it (the sweep takes the same medians); emptied once the frame is out.
         self.moved: dict[int, Any] = {}
@@ -232,6 +233,7 @@ class TemporalFusion:
         self.first += len(self.frames)
         self.frames.clear()
         self.flows.clear()
+        self.steady.clear()
         self.previous = None
         self.background = None
         return ready
@@ -269,6 +271,7 @@ class TemporalFusion:
             self.frames.popleft()
             self.first += 1
         self.flows = {key: flow for key, flow in self.flows.items() if min(key) >= self.first}
+        self.steady = {index: steady for index, steady in self.steady.items() if index >= self.first}
 
     def _flow_size(self, height: int, width: int) -> tuple[int, int]:
         """(width, height) at the flow width: frames wider than it are scaled down, others stay."""
@@ -448,6 +451,11 @@ class TemporalFusion:
         Lucas-Kanade, kept where the track back lands within TRACK_RETURN of its start) of the opened grey,
         ``steady_gap`` frames apart (or as far as the window reaches): a still camera's corners shiver in
         heavy rain and do not drift, a moving camera's drift further with every frame."""
+        if index not in self.steady:
+            self.steady[index] = self._corners_steady(index)
+        return self.steady[index]
+
+    def _corners_steady(self, index: int) -> bool:
         s = self.settings
         candidates = [index - s.steady_gap, index + s.steady_gap]
         available = [other for other in candidates if self.first <= other < self.first + len(self.frames)]
