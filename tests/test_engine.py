@@ -261,6 +261,25 @@ def test_bad_inputs_give_one_line_errors_and_no_file(tmp_path, weights):
     assert leftovers(tmp_path, {"in.mp4", "audio.mkv", "notes.mp4"}) == []
 
 
+def test_a_bad_job_is_refused_before_torch_loads(tmp_path):
+    # A user's mistake costs a second, not torch's import: the CLI checks the job first. Run with torch
+    # made unimportable, the errors still come, each in its one line.
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(frames=2))
+    still = SAMPLES / "rainy" / "rocket.png"
+    script = "import sys; sys.modules['torch'] = None; from vidderain.cli import main; sys.exit(main())"
+    cases = [
+        (clip, tmp_path / "nowhere" / "o.mp4", "output folder does not exist"),
+        (clip, tmp_path / "o.txt", "needs a video suffix"),
+        (still, tmp_path / "nowhere" / "o.png", "output folder does not exist"),
+        (still, tmp_path / "o.mp4", "needs an image suffix"),
+    ]
+    for source, target, fragment in cases:
+        result = subprocess.run([sys.executable, "-c", script, "run", source, "-o", target],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert_one_line_error(result, fragment)
+    assert leftovers(tmp_path, {"in.mp4"}) == []
+
+
 @pytest.mark.parametrize(("width", "height"), [(5, 3), (2, 2), (7, 64)])
 def test_frames_smaller_than_the_rlcn_window_are_refused_in_one_line(tmp_path, width, height):
     clip = make_clip(tmp_path / "tiny.mkv", ClipSpec(width=width, height=height, frames=3))
