@@ -117,18 +117,17 @@ def main() -> int:
             times.append(time.perf_counter() - started)
         seconds[name] = float(np.median(times))  # the median: a busy moment of the machine is not the model
     names = list(scores["fp32"])
+    means = {name: {group: float(np.mean(scores[name][group])) for group in names} for name in compiled}
     print("| precision | " + " | ".join(names) + " | mean | s per 640x360 frame | fps |")
     print("| --- " * (len(names) + 4) + "|")
-    means = {}
     for name in compiled:
-        per_group = [float(np.mean(scores[name][group])) for group in names]
-        means[name] = float(np.mean(per_group))
+        per_group = list(means[name].values())
         print(
             f"| {name} | "
             + " | ".join(f"{value:.2f}" for value in per_group)
-            + f" | {means[name]:.2f} | {seconds[name]:.3f} | {1 / seconds[name]:.2f} |"
+            + f" | {np.mean(per_group):.2f} | {seconds[name]:.3f} | {1 / seconds[name]:.2f} |"
         )
-    drop = max(float(np.mean(scores["fp32"][group]) - np.mean(scores["int8"][group])) for group in names)
+    drop = max(means["fp32"][group] - means["int8"][group] for group in names)
     gain = seconds["fp32"] / seconds["int8"]
     verdict = "ship it" if drop <= MAX_DROP_DB and gain >= MIN_GAIN else "do not ship"
     print(

@@ -167,9 +167,10 @@ class RainLeftLoss(nn.Module):
         return (left[rainy_crops] / rain[rainy_crops]).mean()
 
 
-def rain_pixel_mask(rainy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) floats: 1 where rainy and target differ by more than RAIN_PIXEL in any channel."""
-    return ((rainy.float() - target.float()).abs().amax(1, keepdim=True) > RAIN_PIXEL).float()
+def rain_pixel_mask(rain: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) floats: 1 where ``rain`` (|rainy - target|, B x C x H x W) exceeds RAIN_PIXEL in any
+    channel."""
+    return (rain.amax(1, keepdim=True) > RAIN_PIXEL).float()
 
 
 class RainPixelsLeftLoss(nn.Module):
@@ -182,9 +183,10 @@ class RainPixelsLeftLoss(nn.Module):
     needs_rainy = True
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
-        wet = rain_pixel_mask(rainy, target)
+        rain = (rainy.float() - target.float()).abs()
+        wet = rain_pixel_mask(rain)
         left = ((prediction.float() - target.float()).abs() * wet).flatten(1).sum(1)
-        held = ((rainy.float() - target.float()).abs() * wet).flatten(1).sum(1)
+        held = (rain * wet).flatten(1).sum(1)
         rainy_crops = wet.flatten(1).sum(1) >= MIN_RAIN_PIXELS
         if not rainy_crops.any():
             return left.sum() * 0  # no rainy crop: nothing to count, and still a graph to backpropagate
@@ -201,7 +203,7 @@ class DryOffsetLoss(nn.Module):
     needs_rainy = True
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
-        dry = 1 - rain_pixel_mask(rainy, target)
+        dry = 1 - rain_pixel_mask((rainy.float() - target.float()).abs())
         change = ((prediction.float() - target.float()) * dry).flatten(1).sum(1)
         dry_pixels = dry.flatten(1).sum(1)
         dry_crops = dry_pixels >= MIN_RAIN_PIXELS
