@@ -9,7 +9,9 @@ alone (the same encoder settings), the naive loop (decode one frame, derain it, 
 engine, then engine / naive and engine / slowest stage; with several backends, model alone and the engine
 for each, their ratios to the first, and how far each one's frames are from the first's; with
 ``--temporal N``, the engine with temporal fusion (vidderain.engine.temporal) and its ratio to the engine
-without, the two run alternately twice and each one's faster run kept. Every figure comes from this one run.
+without: the two run one after the other ``--rounds`` times, and the ratio is the median of the rounds'
+(each round's two runs see the machine alike: its speed drifts by 20% from minute to minute on a shared
+host), with each one's faster run beside it. Every figure comes from this one run.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ def main() -> None:
         help="one or more, compared in one run",
     )
     parser.add_argument("--temporal", type=int, default=0, help="also the engine with this temporal radius")
+    parser.add_argument("--rounds", type=int, default=3, help="with --temporal: runs of each, alternated")
     args = parser.parse_args()
 
     console = Console()
@@ -143,13 +146,13 @@ def main() -> None:
             for name, d in derainers.items()
         }
         outputs = {name: d(np.stack(frames[: args.batch])) for name, d in derainers.items()}
-        temporal = {}
-        for round_ in range(2 if args.temporal else 0):  # alternated: the machine's load falls on both
-            for radius in (0, args.temporal):
+        temporal: dict[int, list[float]] = {0: [], args.temporal: []}
+        for round_ in range(args.rounds if args.temporal else 0):  # alternated: the load falls on both
+            for radius in temporal:
                 target = folder / f"t{radius}-{round_}.mp4"
                 job = VideoJob(args.clip, target, batch=args.batch, encode=options, temporal=radius)
                 done = run_video(job, derainer)
-                temporal[radius] = max(temporal.get(radius, 0.0), done.frames / done.seconds)
+                temporal[radius].append(done.frames / done.seconds)
     summary = next(iter(summaries.values()))
 
     count = len(frames)
@@ -165,8 +168,8 @@ def main() -> None:
         rows[f"model alone ({name})"] = count / model_seconds[name]
         rows[f"engine ({name})"] = summaries[name].frames / summaries[name].seconds
     if args.temporal:
-        rows["engine, temporal off (best of 2)"] = temporal[0]
-        rows[f"engine, temporal {args.temporal} (best of 2)"] = temporal[args.temporal]
+        rows[f"engine, temporal off (best of {args.rounds})"] = max(temporal[0])
+        rows[f"engine, temporal {args.temporal} (best of {args.rounds})"] = max(temporal[args.temporal])
     slowest_name = min(("decode alone", "model alone", "encode alone"), key=rows.get)
     table = Table(title=f"fps at {width}x{height} ({count} frames)")
     table.add_column("what")
@@ -182,8 +185,11 @@ def main() -> None:
     console.print(f"engine / naive = {rows['engine'] / rows['naive loop']:.3f}")
     console.print(f"engine / slowest stage ({slowest_name}) = {rows['engine'] / rows[slowest_name]:.3f}")
     if args.temporal:
+        ratios = [on / off for off, on in zip(temporal[0], temporal[args.temporal], strict=True)]
         console.print(
-            f"engine with temporal {args.temporal} / without = {temporal[args.temporal] / temporal[0]:.3f}"
+            f"engine with temporal {args.temporal} / without = {np.median(ratios):.3f} (median of "
+            f"{args.rounds} rounds: {', '.join(f'{ratio:.3f}' for ratio in ratios)}; best of each "
+            f"{max(temporal[args.temporal]) / max(temporal[0]):.3f})"
         )
     for name in args.backend[1:]:
         difference = np.abs(outputs[name].astype(int) - outputs[first].astype(int))

@@ -559,8 +559,11 @@ class TemporalFusion:
     def _choice_error(self, there: Any, here: Any, valid: Any) -> Any:
         """How far an aligned neighbour's Y is from the frame's, thin streaks opened away; inf where that
         alignment does not count."""
-        error = self.ops.open(self.ops.abs(there - here), self.settings.choice_opening)
-        return self.ops.where(valid, error, np.inf)
+        return self.ops.where(valid, self._difference(there, here), np.inf)
+
+    def _difference(self, there: Any, here: Any) -> Any:
+        """|Y difference| with thin streaks opened away (``choice_opening``)."""
+        return self.ops.open(self.ops.abs_difference(there, here), self.settings.choice_opening)
 
     def _view(self, index: int, other: int, removed_here: Any) -> tuple[Any, Any, Any] | None:
         """Frame ``other`` seen from frame ``index``: its derained and rainy Y aligned, and where they
@@ -574,7 +577,7 @@ class TemporalFusion:
                 return None
             mask = self._full_size_trust(still_ok, here.image)
             # ... and at full size, once thin streaks are opened away (a shiver of the camera, what moved).
-            mask &= self._choice_error(there.luma, here.luma, mask) <= s.still_difference
+            mask &= self._difference(there.luma, here.luma) <= s.still_difference
             there_derained, there_rainy = there.luma, there.rainy_luma
         elif (found := self._aligned(index, other)) is None:
             return None
@@ -593,7 +596,7 @@ class TemporalFusion:
         # Two views of one scene differ only by rain: a rainy difference the model removed no rain from, in
         # either frame, is a misalignment (texture a moving camera shifted by a pixel).
         rain_removed = removed_here | (there_rainy - there_derained > s.rain_removed)
-        mask &= rain_removed | (ops.abs(there_rainy - here.rainy_luma) <= s.rainy_tolerance)
+        mask &= rain_removed | (ops.abs_difference(there_rainy, here.rainy_luma) <= s.rainy_tolerance)
         return there_derained, there_rainy, mask
 
     def _fuse(self, index: int) -> tuple[Any, Any]:

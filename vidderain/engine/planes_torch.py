@@ -48,8 +48,8 @@ class TorchPlanes:
             b = torch.tensor(b, dtype=a.dtype, device=self.device)
         return torch.where(condition, a, b)
 
-    def abs(self, plane: torch.Tensor) -> torch.Tensor:
-        return plane.abs()
+    def abs_difference(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs()
 
     def minimum(self, a: torch.Tensor, b: Any) -> torch.Tensor:
         return a.clamp(max=b) if not isinstance(b, torch.Tensor) else torch.minimum(a, b)
